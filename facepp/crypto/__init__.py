@@ -1,0 +1,1 @@
+"""Homomorphic encryption engines: Paillier (training) and CKKS (matching)."""

@@ -1,0 +1,63 @@
+"""The facepp exception hierarchy, shared by every role.
+
+Every error raised at a trust boundary is a :class:`FaceppError`, so adapters
+(HTTP services, CLIs) map one base class to a clear message and status code.
+Messages say what was expected and what came; they never echo keys,
+plaintexts, embeddings or images.
+"""
+
+from __future__ import annotations
+
+
+class FaceppError(Exception):
+    """Base class of every error facepp raises on purpose."""
+
+    code: str = "facepp_error"
+
+
+class ConfigError(FaceppError, ValueError):
+    """A parameter or configuration value is out of its valid range."""
+
+    code = "bad_config"
+
+
+class ProtocolError(FaceppError, ValueError):
+    """Bytes or a message that do not follow the expected wire format."""
+
+    code = "protocol_error"
+
+
+class KeyMismatchError(ProtocolError):
+    """Data made under another key (fingerprint mismatch), or the wrong kind of key."""
+
+    code = "key_mismatch"
+
+
+class EncodingOverflowError(FaceppError, ValueError):
+    """A value or an addition plan that would overflow its fixed-point slot."""
+
+    code = "encoding_overflow"
+
+
+class ImageError(FaceppError, ValueError):
+    """An unreadable, truncated, empty, oversized or unsupported image file."""
+
+    code = "bad_image"
+
+
+class NoFaceError(FaceppError, ValueError):
+    """An image in which no face was detected."""
+
+    code = "no_face"
+
+
+class DatasetError(FaceppError, ValueError):
+    """A dataset folder or protocol file that cannot be used as asked."""
+
+    code = "bad_dataset"
+
+
+class CheckpointError(FaceppError, ValueError):
+    """A model checkpoint that is missing, corrupt or incompatible."""
+
+    code = "bad_checkpoint"
