@@ -13,12 +13,15 @@ class FaceppError(Exception):
     """Base class of every error facepp raises on purpose."""
 
     code: str = "facepp_error"
+    #: The HTTP status an adapter should answer with (client errors by default).
+    http_status: int = 400
 
 
 class ConfigError(FaceppError, ValueError):
     """A parameter or configuration value is out of its valid range."""
 
     code = "bad_config"
+    http_status = 500
 
 
 class ProtocolError(FaceppError, ValueError):
@@ -61,3 +64,24 @@ class CheckpointError(FaceppError, ValueError):
     """A model checkpoint that is missing, corrupt or incompatible."""
 
     code = "bad_checkpoint"
+
+
+class AuthenticationError(FaceppError):
+    """Missing or invalid credentials (token, API key)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ConflictError(FaceppError):
+    """A request that contradicts the current state: a closed or future round, a duplicate."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class NotFoundError(FaceppError):
+    """A named object (round, subject) that does not exist."""
+
+    code = "not_found"
+    http_status = 404

@@ -1,0 +1,100 @@
+"""The federation end to end: real server and participant processes over loopback HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_participant
+from tests.training.toy_participant import SAMPLE_SCALE, toy_update
+from training.fedavg import fedavg
+
+TOLERANCE = 1e-5  # fixed-point step 2**-22 ~ 2.4e-7, divided by the summed weight
+
+
+def expected_fedavg(initial: np.ndarray, rounds: int, names_per_round: list[tuple[str, ...]]) -> np.ndarray:
+    weights = initial
+    for round_, names in zip(range(1, rounds + 1), names_per_round):
+        updates = [toy_update(weights, name, round_) for name in names]
+        weights = fedavg([(u.weights, u.samples) for u in updates], sample_scale=SAMPLE_SCALE)
+    return weights
+
+
+def wait_all(processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    for p in processes:
+        p.wait(timeout=max(1, deadline - time.monotonic()))
+        assert p.returncode == 0, f"participant exited with {p.returncode}"
+
+
+def uploads_in(state: Path, round_: int) -> int:
+    with sqlite3.connect(f"file:{state / 'state.sqlite3'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM uploads WHERE round = ?", (round_,)).fetchone()[0]
+
+
+def test_encrypted_federation_equals_plaintext_fedavg(server: ServerProcess, initial_weights: np.ndarray, tmp_path: Path) -> None:
+    fed = server.federation
+    procs = [start_toy_participant(fed, name, server.url, out=tmp_path / f"{name}.npy") for name in PARTICIPANTS]
+    wait_all(procs)
+    expected = expected_fedavg(initial_weights, 2, [PARTICIPANTS, PARTICIPANTS])
+    for name in PARTICIPANTS:
+        got = np.load(tmp_path / f"{name}.npy")
+        assert np.max(np.abs(got - expected)) < TOLERANCE
+    assert not np.allclose(expected, initial_weights)  # training moved the model
+
+
+def test_killed_participant_round_closes_by_quorum_and_deadline(make_federation, initial_weights: np.ndarray, tmp_path: Path) -> None:
+    fed = make_federation(round_timeout_s=3.0, quorum=2)
+    server = ServerProcess(fed).start()
+    try:
+        victim = start_toy_participant(fed, "carol", server.url, out=tmp_path / "carol.npy", delay_s=60)
+        procs = [start_toy_participant(fed, n, server.url, out=tmp_path / f"{n}.npy") for n in ("alice", "bob")]
+        time.sleep(1.5)  # carol has downloaded the model and is "training"
+        victim.kill()
+        wait_all(procs)
+    finally:
+        server.stop()
+    expected = expected_fedavg(initial_weights, 2, [("alice", "bob")] * 2)
+    assert np.max(np.abs(np.load(tmp_path / "alice.npy") - expected)) < TOLERANCE
+
+
+def test_server_killed_mid_round_loses_no_accepted_upload(make_federation, initial_weights: np.ndarray, tmp_path: Path) -> None:
+    fed = make_federation()
+    server = ServerProcess(fed).start()
+    procs = [start_toy_participant(fed, n, server.url, out=tmp_path / f"{n}.npy") for n in ("alice", "bob")]
+    procs.append(start_toy_participant(fed, "carol", server.url, out=tmp_path / "carol.npy", delay_s=4))
+    try:
+        deadline = time.monotonic() + 30
+        while uploads_in(fed.server_state, 1) < 2:
+            assert time.monotonic() < deadline, "alice and bob did not upload"
+            time.sleep(0.05)
+        server.kill()  # SIGKILL with two accepted uploads in the open round
+        time.sleep(1.0)
+        server = ServerProcess(fed, port=server.port).start()
+        wait_all(procs)
+    finally:
+        server.stop()
+    expected = expected_fedavg(initial_weights, 2, [PARTICIPANTS, PARTICIPANTS])
+    for name in PARTICIPANTS:
+        assert np.max(np.abs(np.load(tmp_path / f"{name}.npy") - expected)) < TOLERANCE
+
+
+def test_server_code_never_loads_secret_key_code() -> None:
+    code = (
+        "import sys, training.server, training.cli, training.coordinator, training.store;"
+        "bad = [m for m in sys.modules if m.endswith(('paillier_secret', 'crypto.paillier', 'training.participant'))];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_server_state_holds_no_secret_key(server: ServerProcess) -> None:
+    for path in server.federation.root.joinpath("server").rglob("*"):
+        if path.is_file():
+            assert b"facepp-paillier-secret-key" not in path.read_bytes(), path

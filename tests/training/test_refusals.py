@@ -1,0 +1,116 @@
+"""Every refusal of the parameter server, over real HTTP: clear JSON error, right status, nothing stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from facepp.crypto.paillier import SecretKey, VectorCipher, generate_keypair
+from tests.training.conftest import MODEL_SIZE, PARTICIPANTS, ServerProcess
+from training.ceremony import federation_plan
+from training.fedavg import weighted_contribution
+
+
+def token(server: ServerProcess, name: str) -> str:
+    return (server.federation.participant_dir(name) / "token").read_text()
+
+
+def upload(server: ServerProcess, name: str | None, round_: int, data: bytes, **headers: str) -> requests.Response:
+    if name:
+        headers.setdefault("Authorization", f"Bearer {token(server, name)}")
+    return requests.post(f"{server.url}/api/v1/rounds/{round_}/update", data=data, headers=headers, timeout=30)
+
+
+def encrypt(key: SecretKey, size: int = MODEL_SIZE + 1, plan=None) -> bytes:  # type: ignore[no-untyped-def]
+    plan = plan or federation_plan(key_bits=2048, participants=len(PARTICIPANTS))
+    with VectorCipher(key, plan, workers=1) as cipher:
+        return cipher.encrypt(weighted_contribution(np.zeros(size - 1), 5, sample_scale=10)).to_bytes()
+
+
+@pytest.fixture()
+def good(paillier_key: SecretKey) -> bytes:
+    return encrypt(paillier_key)
+
+
+def stored_uploads(server: ServerProcess) -> list[Path]:
+    return sorted((server.federation.server_state / "uploads").glob("*.bin"))
+
+
+def assert_refused(response: requests.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and body["error"]
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer wrong-token", "Basic abc", "Bearer "])
+def test_bad_or_missing_token(server: ServerProcess, good: bytes, auth: str | None) -> None:
+    headers = {"Authorization": auth} if auth else {}
+    assert_refused(upload(server, None, 1, good, **headers), 401, "unauthorized")
+    assert_refused(requests.get(f"{server.url}/api/v1/model", headers=headers, timeout=10), 401, "unauthorized")
+    assert stored_uploads(server) == []
+
+
+def test_future_round_duplicate_and_closed_round(server: ServerProcess, good: bytes) -> None:
+    assert_refused(upload(server, "alice", 2, good), 409, "conflict")
+    assert upload(server, "alice", 1, good).status_code == 201
+    assert_refused(upload(server, "alice", 1, good), 409, "conflict")  # second upload, same round
+    assert len(stored_uploads(server)) == 1
+    for name in ("bob", "carol"):
+        assert upload(server, name, 1, good).status_code == 201  # everyone in: round 1 closes
+    response = upload(server, "alice", 1, good)
+    assert_refused(response, 409, "conflict")
+    assert "closed" in response.json()["error"]
+
+
+def test_ciphertext_under_another_key(server: ServerProcess) -> None:
+    assert_refused(upload(server, "alice", 1, encrypt(generate_keypair(2048))), 400, "key_mismatch")
+    assert stored_uploads(server) == []
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b"",
+        lambda b: b[:50],
+        lambda b: b[:-7],
+        lambda b: b"\x00" * len(b),
+        lambda b: b[:69] + b"\xff" * (len(b) - 69),
+    ],
+    ids=["empty", "truncated-header", "truncated-body", "zeros", "out-of-range-ciphertexts"],
+)
+def test_malformed_bytes(server: ServerProcess, good: bytes, mangle) -> None:
+    assert_refused(upload(server, "alice", 1, mangle(good)), 400, "protocol_error")
+    assert stored_uploads(server) == []
+
+
+def test_wrong_length_and_wrong_plan(server: ServerProcess, paillier_key: SecretKey) -> None:
+    assert_refused(upload(server, "alice", 1, encrypt(paillier_key, size=MODEL_SIZE)), 400, "protocol_error")
+    other_plan = federation_plan(key_bits=2048, participants=40)
+    assert_refused(upload(server, "alice", 1, encrypt(paillier_key, plan=other_plan)), 400, "protocol_error")
+    assert stored_uploads(server) == []
+
+
+def test_oversized_body(server: ServerProcess, good: bytes) -> None:
+    assert_refused(upload(server, "alice", 1, good + b"\0" * 100_000), 413, "payload_too_large")
+    assert stored_uploads(server) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b'{"version": 1, "metrics": {"loss": "high"}}', b'{"version": 2, "metrics": {"loss": 1}}',
+     b'{"version": 1, "metrics": {"bad name!": 1}}', b'{"version": 1, "metrics": {}}'],
+)
+def test_bad_metrics(server: ServerProcess, body: bytes) -> None:
+    response = requests.post(f"{server.url}/api/v1/rounds/1/metrics", data=body, timeout=10,
+                             headers={"Authorization": f"Bearer {token(server, 'alice')}"})
+    assert_refused(response, 400, "protocol_error")
+
+
+def test_status_page_shows_the_round(server: ServerProcess, good: bytes) -> None:
+    upload(server, "alice", 1, good)
+    page = requests.get(server.url + "/", timeout=10).text
+    assert "Round <strong>1</strong>" in page and "alice" in page and "bob, carol" in page
+    assert requests.get(server.url + "/metrics.png", timeout=30).content.startswith(b"\x89PNG")

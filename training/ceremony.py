@@ -1,0 +1,107 @@
+"""Key ceremony: create a federation's keys, tokens, configuration and initial model.
+
+Run by one trusted participant. Writes::
+
+    DIR/server/public_key.json        Paillier public key (the server's only key)
+    DIR/server/federation.json        participants (token hashes), rounds, quorum, deadline
+    DIR/server/state/models/model-00000.bin   E([W_0, 1]): the encrypted initial model
+    DIR/participants/NAME/secret_key.json     shared Paillier secret key (mode 0600)
+    DIR/participants/NAME/token               this participant's bearer token (mode 0600)
+
+Hand each participant its folder out of band; give the server only ``server/``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facepp.crypto.paillier import PackingPlan, SecretKey, VectorCipher, generate_keypair
+from facepp.io import atomic_write_bytes
+from training.coordinator import FederationConfig, hash_token
+from training.fedavg import weighted_contribution
+from training.store import Store
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Paths written by :func:`create_federation`."""
+
+    root: Path
+
+    @property
+    def server_config(self) -> Path:
+        return self.root / "server" / "federation.json"
+
+    @property
+    def server_state(self) -> Path:
+        return self.root / "server" / "state"
+
+    def participant_dir(self, name: str) -> Path:
+        return self.root / "participants" / name
+
+
+def federation_plan(*, key_bits: int, participants: int) -> PackingPlan:
+    """The packing plan of a federation: 22 fractional bits, clip 32, headroom for every participant."""
+    return PackingPlan(plaintext_bits=key_bits, frac_bits=22, clip=32.0, max_summands=max(2, participants))
+
+
+def create_federation(
+    root: str | Path,
+    *,
+    participants: Sequence[str],
+    initial_weights: np.ndarray,
+    total_rounds: int,
+    quorum: int | None = None,
+    round_timeout_s: float = 600.0,
+    key_bits: int = 2048,
+    secret_key: SecretKey | None = None,
+) -> Federation:
+    """Generate the key pair and tokens, encrypt the initial model, write every file.
+
+    Args:
+        root: Empty or new directory.
+        participants: Participant names (letters, digits, '-', '_').
+        initial_weights: (P,) float32 flat initial model (all participants start from it).
+        total_rounds: Rounds to run.
+        quorum: Uploads that close a round at its deadline (default: a majority).
+        round_timeout_s: Seconds before a round may close with only a quorum.
+        key_bits: Paillier modulus size (2048 or 3072).
+        secret_key: Reuse an existing key pair instead of generating one.
+    """
+    fed = Federation(Path(root))
+    if fed.server_config.exists():
+        raise FileExistsError(f"{fed.server_config} exists: refusing to overwrite a federation")
+    secret = secret_key or generate_keypair(key_bits)
+    tokens = {name: secrets.token_urlsafe(32) for name in participants}
+    config = FederationConfig(
+        public_key=fed.root / "server" / "public_key.json",
+        participants={name: hash_token(t) for name, t in tokens.items()},
+        total_rounds=total_rounds,
+        quorum=quorum or len(participants) // 2 + 1,
+        round_timeout_s=round_timeout_s,
+    )
+    secret.public_key.save(config.public_key)
+    doc = {
+        "public_key": config.public_key.name,
+        "participants": config.participants,
+        "total_rounds": config.total_rounds,
+        "quorum": config.quorum,
+        "round_timeout_s": config.round_timeout_s,
+    }
+    atomic_write_bytes(fed.server_config, json.dumps(doc, indent=2).encode())
+    plan = federation_plan(key_bits=secret.public_key.key_bits, participants=len(participants))
+    with VectorCipher(secret, plan) as cipher:
+        initial = cipher.encrypt(weighted_contribution(initial_weights, 1, sample_scale=1.0))
+    store = Store(fed.server_state)
+    store.write_model(0, initial.to_bytes())
+    store.close()
+    for name, token in tokens.items():
+        secret.save(fed.participant_dir(name) / "secret_key.json")
+        atomic_write_bytes(fed.participant_dir(name) / "token", token.encode(), mode=0o600)
+    return fed

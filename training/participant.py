@@ -1,0 +1,135 @@
+"""A federation participant: download, decrypt, train locally, encrypt, upload.
+
+Key-holder code: holds the shared Paillier secret key. Everything it learns from
+the server is the aggregate of all participants' contributions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from facepp.crypto.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier import SecretKey, VectorCipher
+from facepp.errors import AuthenticationError, ConflictError, FaceppError, KeyMismatchError, ProtocolError
+from training.fedavg import average_from_sum, weighted_contribution
+from training.protocol import API_PREFIX, ROUND_HEADER, RoundStatus, metrics_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalUpdate:
+    """The result of one round of local training."""
+
+    weights: np.ndarray  # (P,) float32
+    samples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class LocalTrainer(Protocol):
+    """Trains the shared model on a participant's own data for one round."""
+
+    def train(self, weights: np.ndarray, round_: int) -> LocalUpdate: ...
+
+
+class Participant:
+    """Runs one participant until the federation finishes.
+
+    Crash-safe by construction: the server records who uploaded in which round,
+    so a restarted participant resumes at the open round. Network errors and
+    5xx answers are retried with exponential backoff.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        token: str,
+        secret_key: SecretKey,
+        trainer: LocalTrainer,
+        sample_scale: float,
+        poll_s: float = 0.5,
+        workers: int | None = None,
+        retries: int = 8,
+    ) -> None:
+        self.base = server_url.rstrip("/") + API_PREFIX
+        self.secret_key = secret_key
+        self.trainer = trainer
+        self.sample_scale = sample_scale
+        self.poll_s = poll_s
+        self.workers = workers
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        retry = Retry(total=retries, backoff_factor=0.3, status_forcelist=(502, 503, 504),
+                      allowed_methods=None, raise_on_status=False)
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+        self.uploaded_rounds: list[int] = []
+
+    def status(self) -> RoundStatus:
+        return RoundStatus.from_json(self._request("GET", "/round").content)
+
+    def global_model(self, status: RoundStatus) -> tuple[int, np.ndarray, VectorCipher]:
+        """Download and decrypt the current global model (FedAvg of the last round)."""
+        response = self._request("GET", "/model")
+        vector = EncryptedVector.from_bytes(response.content, self.secret_key.public_key, expected_count=status.value_count)
+        cipher = VectorCipher(self.secret_key, vector.plan, workers=self.workers)
+        return int(response.headers[ROUND_HEADER]), average_from_sum(cipher.decrypt(vector)), cipher
+
+    def run(self) -> np.ndarray:
+        """Take part in every remaining round; return the final global weights."""
+        while True:
+            status = self.status()
+            if status.fingerprint != self.secret_key.fingerprint:
+                raise KeyMismatchError("the server's federation uses another Paillier key than ours")
+            if status.finished:
+                _, weights, cipher = self.global_model(status)
+                cipher.close()
+                log.info("federation finished after %d rounds", status.total_rounds)
+                return weights
+            if status.uploaded:
+                time.sleep(self.poll_s)
+                continue
+            self._play_round(status)
+
+    def _play_round(self, status: RoundStatus) -> None:
+        model_round, weights, cipher = self.global_model(status)
+        if model_round != status.round - 1:
+            return  # the round closed meanwhile; ask again
+        with cipher:
+            update = self.trainer.train(weights, status.round)
+            start = time.perf_counter()
+            payload = cipher.encrypt(weighted_contribution(update.weights, update.samples, sample_scale=self.sample_scale))
+            data = payload.to_bytes()
+            log.info("round %d: encrypted %d values in %.2f s (%d bytes)", status.round, payload.count,
+                     time.perf_counter() - start, len(data))
+        try:
+            self._request("POST", f"/rounds/{status.round}/update", data=data,
+                          headers={"Content-Type": "application/octet-stream"})
+        except ConflictError as exc:
+            # Already recorded (a retried POST whose first answer was lost) or the round closed without us.
+            log.warning("round %d: upload not taken: %s", status.round, exc)
+            return
+        self.uploaded_rounds.append(status.round)
+        if update.metrics:
+            self._request("POST", f"/rounds/{status.round}/metrics", data=metrics_json(update.metrics),
+                          headers={"Content-Type": "application/json"})
+
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
+        response = self.session.request(method, self.base + path, timeout=(5, 300), **kwargs)
+        if response.ok:
+            return response
+        try:
+            message = response.json().get("error", response.reason)
+        except ValueError:
+            message = response.reason
+        error: type[FaceppError] = {401: AuthenticationError, 409: ConflictError}.get(response.status_code, ProtocolError)
+        raise error(f"server refused {method} {path} ({response.status_code}): {message}")

@@ -1,0 +1,158 @@
+"""The parameter server: Flask app factory, JSON/binary API and status page.
+
+Untrusted role: loads the Paillier public key only. Serve it with
+``facepp-server`` (waitress, a production WSGI server).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from facepp.errors import FaceppError
+from training.coordinator import Coordinator, FederationConfig
+from training.protocol import API_PREFIX, ROUND_HEADER, parse_metrics
+from training.store import Store
+
+log = logging.getLogger(__name__)
+
+api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+status_page = Blueprint("status", __name__)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the parameter server.
+
+    Args:
+        config: Must hold ``FEDERATION`` (path of ``federation.json``) and
+            ``STATE_DIR`` (where ciphertexts and the SQLite state live).
+    """
+    app = Flask(__name__)
+    app.config.update(config or {})
+    federation = FederationConfig.load(app.config["FEDERATION"])
+    store = Store(Path(app.config["STATE_DIR"]))
+    coordinator = Coordinator(federation, store, **({"clock": app.config["CLOCK"]} if "CLOCK" in app.config else {}))
+    app.extensions["coordinator"] = coordinator
+    # An upload is exactly header + ciphertexts; allow a little slack, refuse anything bigger (413).
+    app.config["MAX_CONTENT_LENGTH"] = coordinator.upload_bytes + 4096
+    app.register_blueprint(api)
+    app.register_blueprint(status_page)
+    if app.config.get("RECORD_REQUESTS"):
+        _record_requests(app, Path(app.config["RECORD_REQUESTS"]))
+    return app
+
+
+def _record_requests(app: Flask, path: Path) -> None:
+    """Append every request body to ``path``: lets the privacy audit scan all bytes received."""
+
+    @app.before_request
+    def record() -> None:
+        body = request.get_data(cache=True)
+        with path.open("ab") as handle:
+            handle.write(body)
+
+
+def _coordinator() -> Coordinator:
+    return current_app.extensions["coordinator"]
+
+
+@api.errorhandler(FaceppError)
+def _facepp_error(exc: FaceppError) -> tuple[Response, int]:
+    log.info("refused %s %s: %s", request.method, request.path, exc)
+    return jsonify(error=str(exc), code=exc.code), exc.http_status
+
+
+@api.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    code = "payload_too_large" if exc.code == 413 else (exc.name or "error").lower().replace(" ", "_")
+    return jsonify(error=exc.description or exc.name, code=code), exc.code or 500
+
+
+@api.get("/round")
+def round_status() -> Response:
+    participant = _coordinator().authenticate(request.headers.get("Authorization"))
+    return Response(_coordinator().status(participant).to_json(), mimetype="application/json")
+
+
+@api.get("/model")
+def model() -> Response:
+    _coordinator().authenticate(request.headers.get("Authorization"))
+    round_, data = _coordinator().model()
+    return Response(data, mimetype="application/octet-stream", headers={ROUND_HEADER: str(round_)})
+
+
+@api.post("/rounds/<int:round_>/update")
+def upload(round_: int) -> tuple[Response, int]:
+    coordinator = _coordinator()
+    participant = coordinator.authenticate(request.headers.get("Authorization"))
+    data = request.get_data(cache=False)
+    coordinator.accept_upload(participant, round_, data)
+    return jsonify(accepted=True, round=round_, bytes=len(data)), 201
+
+
+@api.post("/rounds/<int:round_>/metrics")
+def metrics(round_: int) -> tuple[Response, int]:
+    coordinator = _coordinator()
+    participant = coordinator.authenticate(request.headers.get("Authorization"))
+    coordinator.accept_metrics(participant, round_, parse_metrics(request.get_data(cache=False)))
+    return jsonify(accepted=True), 201
+
+
+@status_page.get("/")
+def status_html() -> str:
+    coordinator = _coordinator()
+    coordinator.tick()
+    store = coordinator.store
+    rounds = store.rounds()
+    current = rounds[-1]
+    uploaded = store.uploads(current.round)
+    everyone = sorted(coordinator.config.participants)
+    history = [
+        {"round": r.round, "duration_s": (r.closed_at - r.opened_at) if r.closed_at else None,
+         "contributors": r.contributors, "bytes": sum(store.uploads(r.round).values())}
+        for r in rounds
+    ]
+    return render_template(
+        "status.html",
+        current=current,
+        finished=current.closed_at is not None,
+        total_rounds=coordinator.config.total_rounds,
+        seen=[p for p in everyone if p in uploaded],
+        missing=[p for p in everyone if p not in uploaded],
+        history=history,
+        fingerprint=coordinator.key.fingerprint,
+        has_metrics=bool(store.metrics()),
+    )
+
+
+@status_page.get("/metrics.png")
+def metrics_plot() -> Response:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+    for round_, participant, name, value in _coordinator().store.metrics():
+        series[(name, participant)].append((round_, value))
+    names = sorted({name for name, _ in series}) or ["no metrics yet"]
+    fig = Figure(figsize=(6, 2.6 * len(names)))
+    for i, name in enumerate(names, 1):
+        ax = fig.add_subplot(len(names), 1, i)
+        for (metric, participant), points in sorted(series.items()):
+            if metric == name:
+                ax.plot(*zip(*points), marker="o", label=participant)
+        ax.set_title(name)
+        ax.set_xlabel("round")
+        if ax.lines:
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return Response(buffer.getvalue(), mimetype="image/png")
