@@ -33,8 +33,9 @@ def free_port() -> int:
 class ServerProcess:
     """``facepp-server`` in its own process, on a free loopback port."""
 
-    def __init__(self, federation: Federation, port: int | None = None) -> None:
+    def __init__(self, federation: Federation, port: int | None = None, record: Path | None = None) -> None:
         self.federation = federation
+        self.record = record
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = federation.root / f"server-{self.port}.log"
@@ -43,7 +44,7 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         cmd = [sys.executable, "-c", "from training.cli import server_main; server_main()",
                "--federation", str(self.federation.server_config), "--state", str(self.federation.server_state),
-               "--port", str(self.port)]
+               "--port", str(self.port)] + (["--record-requests", str(self.record)] if self.record else [])
         self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -98,3 +98,31 @@ def test_server_state_holds_no_secret_key(server: ServerProcess) -> None:
     for path in server.federation.root.joinpath("server").rglob("*"):
         if path.is_file():
             assert b"facepp-paillier-secret-key" not in path.read_bytes(), path
+
+
+def test_nothing_the_server_received_or_stored_holds_plaintext(make_federation, initial_weights: np.ndarray, tmp_path: Path) -> None:
+    from facepp.crypto.encrypted_vector import EncryptedVector
+    from facepp.crypto.paillier_public import PublicKey
+    from training.audit import find_leaks, read_tree
+    from training.fedavg import weighted_contribution
+
+    fed = make_federation(total_rounds=1)
+    received = tmp_path / "received.bin"
+    server = ServerProcess(fed, record=received).start()
+    try:
+        wait_all([start_toy_participant(fed, n, server.url, out=tmp_path / f"{n}.npy") for n in PARTICIPANTS])
+    finally:
+        server.stop()
+    contributions = {}
+    for name in PARTICIPANTS:
+        update = toy_update(initial_weights, name, 1)
+        contributions[name] = weighted_contribution(update.weights, update.samples, sample_scale=SAMPLE_SCALE)
+        contributions[f"{name} raw"] = update.weights
+    key = PublicKey.load(fed.server_config.parent / "public_key.json")
+    plan = EncryptedVector.from_bytes(fed.server_state.joinpath("models", "model-00000.bin").read_bytes(), key).plan
+    haystack = received.read_bytes() + read_tree([fed.root / "server"])
+    assert len(received.read_bytes()) > 3 * 300 * 8  # the uploads really were recorded
+    assert find_leaks(haystack, contributions, plan) == []
+    # The audit is able to fail: a plaintext contribution planted in the haystack is found.
+    planted = haystack + contributions["alice"].astype("<f4").tobytes()
+    assert find_leaks(planted, contributions, plan) == ["alice: float32"]
