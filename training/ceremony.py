@@ -47,8 +47,14 @@ class Federation:
 
 
 def federation_plan(*, key_bits: int, participants: int) -> PackingPlan:
-    """The packing plan of a federation: 22 fractional bits, clip 32, headroom for every participant."""
-    return PackingPlan(plaintext_bits=key_bits, frac_bits=22, clip=32.0, max_summands=max(2, participants))
+    """The packing plan of a federation: 18 fractional bits, clip 64, headroom for every participant.
+
+    Contributions are ``w_k * W_k`` with ``w_k <= 1`` (see :mod:`training.fedavg`); trained
+    face models stay well inside 64 (largest seen: BatchNorm running variances ~25). The
+    step 2**-18 ~ 3.8e-6 is far below what training perturbs. 27-bit slots at three
+    participants: 75 values per 2048-bit ciphertext.
+    """
+    return PackingPlan(plaintext_bits=key_bits, frac_bits=18, clip=64.0, max_summands=max(2, participants))
 
 
 def create_federation(
@@ -61,6 +67,7 @@ def create_federation(
     round_timeout_s: float = 600.0,
     key_bits: int = 2048,
     secret_key: SecretKey | None = None,
+    spec_json: str | None = None,
 ) -> Federation:
     """Generate the key pair and tokens, encrypt the initial model, write every file.
 
@@ -73,6 +80,7 @@ def create_federation(
         round_timeout_s: Seconds before a round may close with only a quorum.
         key_bits: Paillier modulus size (2048 or 3072).
         secret_key: Reuse an existing key pair instead of generating one.
+        spec_json: The shared training spec (``training.json``) given to every participant.
     """
     fed = Federation(Path(root))
     if fed.server_config.exists():
@@ -104,4 +112,6 @@ def create_federation(
     for name, token in tokens.items():
         secret.save(fed.participant_dir(name) / "secret_key.json")
         atomic_write_bytes(fed.participant_dir(name) / "token", token.encode(), mode=0o600)
+        if spec_json is not None:
+            atomic_write_bytes(fed.participant_dir(name) / "training.json", spec_json.encode())
     return fed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -59,6 +60,7 @@ class Participant:
         poll_s: float = 0.5,
         workers: int | None = None,
         retries: int = 8,
+        keep_contributions: Path | None = None,
     ) -> None:
         self.base = server_url.rstrip("/") + API_PREFIX
         self.secret_key = secret_key
@@ -73,6 +75,7 @@ class Participant:
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
         self.uploaded_rounds: list[int] = []
+        self.keep_contributions = keep_contributions
 
     def status(self) -> RoundStatus:
         return RoundStatus.from_json(self._request("GET", "/round").content)
@@ -107,7 +110,11 @@ class Participant:
         with cipher:
             update = self.trainer.train(weights, status.round)
             start = time.perf_counter()
-            payload = cipher.encrypt(weighted_contribution(update.weights, update.samples, sample_scale=self.sample_scale))
+            contribution = weighted_contribution(update.weights, update.samples, sample_scale=self.sample_scale)
+            if self.keep_contributions is not None:  # trusted side only: lets a privacy audit search for them
+                self.keep_contributions.mkdir(parents=True, exist_ok=True)
+                np.save(self.keep_contributions / f"round-{status.round:05d}.npy", contribution)
+            payload = cipher.encrypt(contribution)
             data = payload.to_bytes()
             log.info("round %d: encrypted %d values in %.2f s (%d bytes)", status.round, payload.count,
                      time.perf_counter() - start, len(data))

@@ -131,6 +131,25 @@ def status_html() -> str:
     )
 
 
+@status_page.get("/status.json")
+def status_json() -> Response:
+    """Public progress summary (no secrets: round numbers, timings, sizes)."""
+    coordinator = _coordinator()
+    coordinator.tick()
+    store = coordinator.store
+    rounds = store.rounds()
+    current = rounds[-1]
+    return jsonify(
+        round=current.round,
+        total_rounds=coordinator.config.total_rounds,
+        finished=current.closed_at is not None,
+        uploads=len(store.uploads(current.round)),
+        participants=len(coordinator.config.participants),
+        rounds=[{"round": r.round, "opened_at": r.opened_at, "closed_at": r.closed_at, "contributors": r.contributors,
+                 "bytes": sum(store.uploads(r.round).values())} for r in rounds],
+    )
+
+
 @status_page.get("/metrics.png")
 def metrics_plot() -> Response:
     import matplotlib

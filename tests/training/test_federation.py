@@ -15,7 +15,9 @@ from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_parti
 from tests.training.toy_participant import SAMPLE_SCALE, toy_update
 from training.fedavg import fedavg
 
-TOLERANCE = 1e-5  # fixed-point step 2**-22 ~ 2.4e-7, divided by the summed weight
+# Per round the decoded average errs by at most K * 2**-(f+1) / sum(w) = 3 * 1.9e-6 / 0.3 (f = 18,
+# toy weights >= 0.1 each); two rounds stay below 4e-5.
+TOLERANCE = 1e-4
 
 
 def expected_fedavg(initial: np.ndarray, rounds: int, names_per_round: list[tuple[str, ...]]) -> np.ndarray:
