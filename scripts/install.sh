@@ -9,7 +9,8 @@ VENV="$ROOT/.venv"
 WHEELS="$ROOT/.cache/wheels"
 PYTHON=${PYTHON:-python3}
 PYFHEL_VERSION=3.5.0
-SYSTEM_PACKAGES=(libmsgsl-dev zlib1g-dev libzstd-dev)
+# Pyfhel build deps; Chromium for the browser tests; PostgreSQL for the matcher storage tests.
+SYSTEM_PACKAGES=(libmsgsl-dev zlib1g-dev libzstd-dev chromium postgresql)
 
 log() { printf '[install] %s\n' "$*" >&2; }
 

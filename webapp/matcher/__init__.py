@@ -1,0 +1,17 @@
+"""The untrusted matcher service (DESIGN.md §1, §3).
+
+Holds the terminal's public CKKS bundle, the packed encrypted gallery, opaque
+subject ids, hashed API keys and an audit log. It never imports or constructs a
+secret key: it uses :mod:`facepp.crypto.ckks_public`, :mod:`facepp.crypto.ckks_matcher`
+and :mod:`facepp.crypto.ckks_gallery` (plus the key-less wire helpers they build
+on), never :mod:`facepp.crypto.ckks` or :mod:`facepp.crypto.ckks_keys`
+(``tests/webapp/matcher/test_isolation.py`` proves it).
+
+Modules: ``config`` (frozen config), ``protocol`` (HTTP constants and input
+validation), ``models``/``db``/``migrations`` (SQLAlchemy schema, Alembic),
+``store`` (persistence), ``service`` (thread-safe gallery operations), ``api``
+(blueprint), ``app`` (``create_app``), ``cli`` (``facepp-matcher``), ``client``
+(HTTP client used by the terminal; imports neither Flask nor SQLAlchemy).
+
+This package ``__init__`` imports nothing, so ``webapp.matcher.client`` stays light.
+"""

@@ -1,0 +1,119 @@
+"""``facepp-matcher``: serve the untrusted matcher, create API keys, migrate the database.
+
+Subcommands::
+
+    facepp-matcher serve [--host H] [--port P] [--db URL|PATH] [--config FILE] [--threads N] [--debug]
+    facepp-matcher create-api-key --name NAME [--db URL|PATH]   # prints the key once
+    facepp-matcher db upgrade [--db URL|PATH]
+    facepp-matcher db current [--db URL|PATH]
+
+Settings: defaults < ``--config``/``$FACEPP_MATCHER_CONFIG`` TOML < ``FACEPP_MATCHER_*`` < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from facepp.errors import FaceppError
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``facepp-matcher`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="facepp-matcher",
+        description="The untrusted matcher: stores and scores CKKS-encrypted face templates (public keys only).",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="SQLAlchemy URL or SQLite file path (env FACEPP_MATCHER_DB)")
+    common.add_argument("--config", help="TOML settings file (env FACEPP_MATCHER_CONFIG)")
+    common.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API (waitress)")
+    serve.add_argument("--host", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8600)")
+    serve.add_argument("--threads", type=int, help="waitress worker threads (default 4)")
+    serve.add_argument("--debug", action="store_true", help="Flask development server instead of waitress")
+
+    key = sub.add_parser("create-api-key", parents=[common], help="create a client API key and print it once")
+    key.add_argument("--name", required=True, help="client name, e.g. terminal-1")
+
+    db = sub.add_parser("db", help="database schema (Alembic)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", parents=[common], help="upgrade the schema to the newest revision")
+    db_sub.add_parser("current", parents=[common], help="print the schema revision")
+    return parser
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Any:
+    from webapp.matcher.config import MatcherConfig
+
+    return MatcherConfig.load(file=args.config, overrides={"db": args.db, **extra})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``facepp-matcher``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "create-api-key":
+            return _create_api_key(args)
+        return _db(args)
+    except FaceppError as exc:
+        print(f"facepp-matcher: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webapp.matcher.app import create_app
+
+    cfg = _config(args, host=args.host, port=args.port, threads=args.threads)
+    app = create_app(cfg)
+    if args.debug:
+        logger.warning("Flask development server (--debug): not for production")
+        app.run(host=cfg.host, port=cfg.port, debug=True, use_reloader=False)
+        return 0
+    import waitress
+
+    logger.info("matcher on http://%s:%d (%d threads)", cfg.host, cfg.port, cfg.threads)
+    # Flask answers 413 (JSON) above the per-endpoint limits; waitress is the hard backstop.
+    waitress.serve(app, host=cfg.host, port=cfg.port, threads=cfg.threads,
+                   max_request_body_size=max(cfg.max_message_bytes, cfg.max_block_bytes) + (1 << 20))
+    return 0
+
+
+def _create_api_key(args: argparse.Namespace) -> int:
+    from webapp.matcher.auth import create_api_key
+    from webapp.matcher.db import make_engine, upgrade
+    from webapp.matcher.store import MatcherStore
+
+    cfg = _config(args)
+    engine = make_engine(cfg.db)
+    upgrade(engine)
+    key = create_api_key(MatcherStore(engine), args.name)
+    print(key)  # the only time the key is shown; the database keeps its SHA-256
+    logger.info("created API key for %r (store it now: it is not shown again)", args.name)
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from webapp.matcher.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(_config(args).db)
+    if args.db_command == "upgrade":
+        upgrade(engine)
+    print(current_revision(engine) or "(empty database)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
