@@ -1,0 +1,131 @@
+"""Face-verification accuracy benchmark: ORL and LFW, identity-disjoint.
+
+* ORL: train on s1-s30 (from scratch, or fine-tuning ``--orl-init``), evaluate all
+  genuine pairs of s31-s40 plus as many seeded impostor pairs, 10 folds.
+* LFW: train on every identity outside ``pairsDevTest.txt`` (deep-funneled, centre crop),
+  evaluate on ``pairsDevTest.txt``; or only evaluate ``--lfw-checkpoint``.
+
+Run: ``python -m benchmarks.accuracy [--quick] [--json out/accuracy.json]``. Prints a
+table; datasets come from ``$FACEPP_DATA``; checkpoints, JSON and ROC plots go to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from facepp.evaluation.verify import evaluate_folder, store_calibration, write_json, write_report
+from facepp.model.recipe import IdentitySelection, train_on_folder
+from facepp.model.train import TrainConfig
+
+logger = logging.getLogger("benchmarks.accuracy")
+
+ORL_TRAIN = tuple(f"s{k}" for k in range(1, 31))
+ORL_TEST = tuple(f"s{k}" for k in range(31, 41))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")), help="datasets folder")
+    p.add_argument("--out", type=Path, default=Path("out"), help="folder for checkpoints, JSON, ROC plots")
+    p.add_argument("--json", type=Path, help="write all results here")
+    p.add_argument("--quick", action="store_true", help="ORL with a 1-minute budget; LFW only if --lfw-checkpoint")
+    p.add_argument("--orl-minutes", type=float, default=5.0, help="ORL training budget")
+    p.add_argument("--orl-init", type=Path, help="fine-tune ORL from this checkpoint (e.g. the LFW model)")
+    p.add_argument("--lfw-minutes", type=float, default=55.0, help="LFW training budget")
+    p.add_argument("--lfw-checkpoint", type=Path, help="evaluate this LFW checkpoint instead of training")
+    p.add_argument("--skip-orl", action="store_true")
+    p.add_argument("--skip-lfw", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def run_orl(args: argparse.Namespace) -> dict[str, Any]:
+    minutes = 1.0 if args.quick else args.orl_minutes
+    init = args.orl_init
+    name = "orl_finetune" if init else "orl_scratch"
+    ckpt = args.out / f"{name}.pt"
+    config = TrainConfig(
+        epochs=40 if init is None else 20, batch_size=32, lr=2e-3 if init is None else 1e-3, dropout=0.2,
+        max_minutes=minutes, seed=args.seed, num_threads=args.threads,
+    )
+    t0 = time.monotonic()
+    result = train_on_folder(
+        args.data / "orl", selection=IdentitySelection(include=ORL_TRAIN), config=config, checkpoint_path=ckpt,
+        cache_dir=args.out / "cache", init_checkpoint=init, progress=False,
+    )
+    train_minutes = (time.monotonic() - t0) / 60
+    report = evaluate_folder(ckpt, args.data / "orl", identities=ORL_TEST, seed=args.seed, num_threads=args.threads,
+                             cache_dir=args.out / "cache")
+    write_report(report, roc_path=args.out / f"{name}_roc.png")
+    store_calibration(ckpt, report, far=1e-2)
+    return {"name": name, "checkpoint": str(ckpt), "train_minutes": train_minutes, "epochs": result.epochs_done,
+            "init": str(init) if init else None, **report.summary()}
+
+
+def run_lfw(args: argparse.Namespace) -> dict[str, Any] | None:
+    lfw = args.data / "lfw"
+    pairs = lfw / "pairsDevTest.txt"
+    train_minutes: float | None = None
+    if args.lfw_checkpoint is not None:
+        ckpt = args.lfw_checkpoint
+    elif args.quick:
+        logger.info("--quick: LFW training skipped (give --lfw-checkpoint to evaluate one)")
+        return None
+    else:
+        ckpt = args.out / "lfw_mobilefacenet.pt"
+        config = TrainConfig(epochs=200, max_minutes=args.lfw_minutes, dropout=0.2, seed=args.seed, num_threads=args.threads)
+        t0 = time.monotonic()
+        train_on_folder(lfw, selection=IdentitySelection(exclude_pairs=(pairs,)), config=config, checkpoint_path=ckpt,
+                        cache_dir=args.out / "cache")
+        train_minutes = (time.monotonic() - t0) / 60
+    report = evaluate_folder(ckpt, lfw, pairs_file=pairs, num_threads=args.threads, cache_dir=args.out / "cache")
+    write_report(report, roc_path=args.out / "lfw_devtest_roc.png")
+    from facepp.model.checkpoint import load_checkpoint
+
+    training = load_checkpoint(ckpt)["metadata"].get("training", {})
+    return {"name": "lfw_devtest", "checkpoint": str(ckpt), "train_minutes": train_minutes or training.get("minutes"),
+            "train_cpu_minutes": training.get("cpu_minutes"), "epochs": training.get("epochs_done"), **report.summary()}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'benchmark':<14} {'train min':>9} {'accuracy':>16} {'AUC':>7} {'EER':>7} {'TAR@1e-2':>9} {'TAR@1e-3':>9} {'pairs':>6}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        minutes = r.get("train_minutes")
+        lines.append(
+            f"{r['name']:<14} {minutes if minutes is None else round(minutes, 1)!s:>9} "
+            f"{100 * r['accuracy']:>7.2f} +- {100 * r['accuracy_std']:<5.2f} {r['auc']:>7.4f} {r['eer']:>7.4f} "
+            f"{r['tar_at_far_1e-2']:>9.4f} {r['tar_at_far_1e-3']:>9.4f} {r['pairs']:>6}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    if not args.skip_orl:
+        rows.append(run_orl(args))
+    if not args.skip_lfw:
+        lfw = run_lfw(args)
+        if lfw is not None:
+            rows.append(lfw)
+    print(format_table(rows))  # noqa: T201 - benchmark output
+    if args.json:
+        write_json(args.json, {"quick": args.quick, "results": rows})
+    else:
+        print(json.dumps(rows, indent=2, default=str))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

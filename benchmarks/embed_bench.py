@@ -1,0 +1,125 @@
+"""Per-image cost of the terminal's face pipeline: decode, detect + align, embed.
+
+Each image is processed alone (batch of one), as the web app does for a capture:
+read + decode the file, Haar detection on the padded image, eye alignment and crop,
+then the CNN (with mirror test-time augmentation unless ``--no-flip``).
+
+Run: ``python -m benchmarks.embed_bench [--quick] [--json out/embed_bench.json] [--model M]``.
+Without ``--model`` an untrained network of the default shape is timed (same cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facepp.data.datasets import load_dataset
+from facepp.data.images import read_image
+from facepp.errors import NoFaceError
+from facepp.evaluation.verify import write_json
+from facepp.model.backbone import build_backbone
+from facepp.model.embedder import Embedder
+from facepp.vision.align import PreprocessConfig
+
+logger = logging.getLogger("benchmarks.embed_bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.embed_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")))
+    p.add_argument("--model", type=Path, help="checkpoint (default: untrained default network)")
+    p.add_argument("--images", type=int, default=200, help="images to time (half LFW, half ORL)")
+    p.add_argument("--quick", action="store_true", help="40 images")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch and OpenCV threads (default 1: a batch of one gains nothing from more, and loses under load)")
+    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--json", type=Path)
+    return p
+
+
+def _embedder(args: argparse.Namespace) -> Embedder:
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    if args.model:
+        return Embedder.from_checkpoint(args.model, flip_tta=not args.no_flip, num_threads=args.threads)
+    torch.set_num_threads(args.threads)
+    return Embedder(build_backbone("mobilefacenet"), PreprocessConfig(input_size=64), flip_tta=not args.no_flip)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    n = 40 if args.quick else args.images
+    embedder = _embedder(args)
+    lfw = load_dataset(args.data / "lfw").samples
+    orl = load_dataset(args.data / "orl").samples
+    rng = np.random.default_rng(0)
+    paths = [lfw[i].path for i in rng.choice(len(lfw), n // 2, replace=False)]
+    paths += [orl[i].path for i in rng.choice(len(orl), n - n // 2, replace=False)]
+    for p in paths[:5]:  # warm-up (cascade load, allocator)
+        try:
+            embedder.embed_crops(embedder.align(read_image(p)).pixels[None])
+        except NoFaceError:
+            pass
+    decode, detect, embed, total = [], [], [], []
+    no_face = 0
+    cpu_start = time.process_time()
+    for p in paths:
+        t0 = time.perf_counter()
+        image = read_image(p)
+        t1 = time.perf_counter()
+        try:
+            aligned = embedder.align(image)
+        except NoFaceError:
+            no_face += 1
+            continue
+        t2 = time.perf_counter()
+        embedder.embed_crops(aligned.pixels[None])
+        t3 = time.perf_counter()
+        decode.append(t1 - t0)
+        detect.append(t2 - t1)
+        embed.append(t3 - t2)
+        total.append(t3 - t0)
+    cpu_ms = 1000 * (time.process_time() - cpu_start) / len(paths)
+    ms = lambda xs: 1000 * float(np.mean(xs))  # noqa: E731
+    totals = np.array(total) * 1000
+    result: dict[str, Any] = {
+        "images": len(paths),
+        "no_face": no_face,
+        "threads": args.threads,
+        "flip_tta": not args.no_flip,
+        "input_size": embedder.preprocessor.config.input_size,
+        "ms_per_image": float(totals.mean()),
+        "ms_per_image_median": float(np.median(totals)),
+        "ms_per_image_p95": float(np.percentile(totals, 95)),
+        "images_per_second": float(1000 / totals.mean()),
+        "cpu_ms_per_image": cpu_ms,
+        "ms_decode": ms(decode),
+        "ms_detect_align": ms(detect),
+        "ms_embed": ms(embed),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_average_1min": os.getloadavg()[0],
+    }
+    print(f"{'stage':<16} {'ms/image':>9}")  # noqa: T201 - benchmark output
+    for key in ("ms_decode", "ms_detect_align", "ms_embed", "ms_per_image", "ms_per_image_median", "ms_per_image_p95"):
+        print(f"{key[3:] or 'total':<16} {result[key]:>9.2f}")  # noqa: T201
+    print(f"CPU time per image {cpu_ms:.2f} ms (wall-clock above includes waiting for the CPU under load)")  # noqa: T201
+    print(f"images/s {result['images_per_second']:.1f}, peak RSS {result['peak_rss_mib']:.0f} MiB, "  # noqa: T201
+          f"{no_face} of {len(paths)} without a face, load {result['load_average_1min']:.1f}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Face-pipeline subcommands of ``facepp``: ``train``, ``evaluate``, ``embed``.
+
+Thin adapters over :mod:`facepp.model`, :mod:`facepp.evaluation` and :mod:`facepp.vision`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from facepp.cli import Command
+from facepp.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("FACEPP_CACHE", "out/cache"))
+
+
+# ---------------------------------------------------------------- train
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (LFW or ORL layout, detected)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint to write (atomically, after every epoch)")
+    p.add_argument("--exclude-pairs", type=Path, action="append", default=[],
+                   help="leave out every identity in this pairs file (repeatable): keeps evaluation identity-disjoint")
+    p.add_argument("--people", type=Path, help="train only on the identities of this people*.txt file")
+    p.add_argument("--identities", nargs="+", help="train only on these identity folder names")
+    p.add_argument("--min-images", type=int, default=1, help="skip identities with fewer images (default 1)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--max-minutes", type=float, help="time budget; the LR schedule ends within it")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--head", default="cosface", help="margin head: cosface or arcface")
+    p.add_argument("--scale", type=float, help="margin head scale s (default: the head's)")
+    p.add_argument("--margin", type=float, help="margin m (default: the head's)")
+    p.add_argument("--embedding-dim", type=int, default=128)
+    p.add_argument("--input-size", type=int, default=64, help="crop side in pixels (multiple of 16)")
+    p.add_argument("--mode", choices=["center", "detect"], help="preprocessing (default: preset of the layout)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--cache-dir", type=Path, default=None, help="crop cache folder (default $FACEPP_CACHE or out/cache)")
+    p.add_argument("--resume", action="store_true", help="continue from --out when it exists")
+    p.add_argument("--init", type=Path, help="fine-tune: start from this checkpoint's backbone weights")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from facepp.data.datasets import detect_layout
+    from facepp.model.recipe import IdentitySelection, people_file_names, train_on_folder
+    from facepp.model.train import TrainConfig
+    from facepp.vision.align import preset_for
+
+    include: tuple[str, ...] | None = None
+    if args.people and args.identities:
+        raise ConfigError("give --people or --identities, not both")
+    if args.people:
+        include = people_file_names(args.people)
+    elif args.identities:
+        include = tuple(args.identities)
+    selection = IdentitySelection(include=include, exclude_pairs=tuple(args.exclude_pairs), min_images=args.min_images)
+    config = TrainConfig(
+        embedding_dim=args.embedding_dim, head=args.head, scale=args.scale, margin=args.margin, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout,
+        max_minutes=args.max_minutes, seed=args.seed, num_threads=args.threads,
+    )
+    preprocessing = preset_for(detect_layout(args.data), input_size=args.input_size, mode=args.mode)
+    result = train_on_folder(
+        args.data, selection=selection, config=config, checkpoint_path=args.out, preprocessing=preprocessing,
+        cache_dir=args.cache_dir or _default_cache_dir(), resume=args.resume, init_checkpoint=args.init,
+    )
+    last = result.history[-1] if result.history else None
+    logger.info(
+        "done: %d epochs, %.1f min, final loss %s, checkpoint %s", result.epochs_done, result.minutes,
+        f"{last.loss:.4f}" if last else "n/a", result.checkpoint,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="checkpoint")
+    p.add_argument("--data", required=True, type=Path, help="dataset folder")
+    p.add_argument("--pairs", type=Path, help="LFW pairs file; without it: all genuine pairs + as many seeded impostors")
+    p.add_argument("--identities", nargs="+", help="restrict the folder to these identities (no --pairs)")
+    p.add_argument("--max-genuine", type=int, help="subsample genuine pairs (no --pairs)")
+    p.add_argument("--mode", choices=["center", "detect"], help="preprocessing (default: preset of the layout)")
+    p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
+    p.add_argument("--seed", type=int, default=0, help="seed for built pairs")
+    p.add_argument("--json", type=Path, help="write the metrics here")
+    p.add_argument("--roc", type=Path, help="write the ROC plot (PNG) here")
+    p.add_argument("--calibrate-far", type=float,
+                   help="store the threshold at this false-accept rate (and the others) into the checkpoint")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache-dir", type=Path, default=None)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from facepp.evaluation.verify import evaluate_folder, store_calibration, write_report
+
+    report = evaluate_folder(
+        args.model, args.data, pairs_file=args.pairs, identities=args.identities, max_genuine=args.max_genuine,
+        mode=args.mode, flip_tta=not args.no_flip, seed=args.seed, num_threads=args.threads,
+        cache_dir=args.cache_dir or _default_cache_dir(),
+    )
+    write_report(report, json_path=args.json, roc_path=args.roc)
+    summary = report.summary()
+    logger.info(
+        "accuracy %.4f +- %.4f, AUC %.4f, EER %.4f, TAR@1e-2 %.4f, TAR@1e-3 %.4f on %d pairs",
+        summary["accuracy"], summary["accuracy_std"], summary["auc"], summary["eer"],
+        summary["tar_at_far_1e-2"], summary["tar_at_far_1e-3"], summary["pairs"],
+    )
+    if args.calibrate_far is not None:
+        store_calibration(args.model, report, far=args.calibrate_far)
+    if not args.json:
+        print(json.dumps(summary, indent=2))  # noqa: T201 - CLI output
+    return 0
+
+
+# ---------------------------------------------------------------- embed
+def _embed_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="checkpoint")
+    p.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, PGM, GIF, BMP, ...)")
+    p.add_argument("--out", type=Path, help="output .npy ((N, dim) float32) or .json; default: JSON on stdout")
+    p.add_argument("--mode", choices=["center", "detect"], default="detect",
+                   help="detect (default) finds and aligns the face; center for pre-aligned crops")
+    p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
+    p.add_argument("--threads", type=int, default=2)
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from facepp.data.images import read_image
+    from facepp.model.embedder import Embedder
+    from facepp.model.checkpoint import load_checkpoint
+    from facepp.vision.align import PreprocessConfig
+
+    meta = load_checkpoint(args.model)["metadata"]
+    base = meta.get("inference_preprocessing") or meta["preprocessing"]
+    if args.mode == "center":
+        base = {**meta["preprocessing"], "mode": "center"}
+    embedder = Embedder.from_checkpoint(
+        args.model, preprocessing=PreprocessConfig.from_dict({**base, "mode": args.mode}),
+        flip_tta=not args.no_flip, num_threads=args.threads,
+    )
+    records = []
+    crops = []
+    for path in args.images:
+        aligned = embedder.align(read_image(path))
+        crops.append(aligned.pixels)
+        records.append({"file": str(path), "faces_found": aligned.faces_found, "eyes_aligned": aligned.eyes_aligned})
+    vectors = embedder.embed_crops(np.stack(crops))
+    if args.out and args.out.suffix == ".npy":
+        np.save(args.out, vectors)
+        logger.info("wrote %s %s to %s", vectors.shape, vectors.dtype, args.out)
+        return 0
+    for record, vector in zip(records, vectors, strict=True):
+        record["embedding"] = [round(float(v), 7) for v in vector]
+    text = json.dumps({"model": str(args.model), "dim": int(vectors.shape[1]), "embeddings": records})
+    if args.out:
+        args.out.write_text(text)
+        logger.info("wrote %d embeddings to %s", len(records), args.out)
+    else:
+        print(text)  # noqa: T201 - CLI output
+    return 0
+
+
+COMMANDS: list[Command] = [
+    Command("train", "train the embedding CNN (centralized plaintext baseline)", _train_arguments, _run_train),
+    Command("evaluate", "verification metrics (10-fold accuracy, AUC, EER, TAR@FAR) and ROC plot", _evaluate_arguments, _run_evaluate),
+    Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy or JSON", _embed_arguments, _run_embed),
+]

@@ -1,0 +1,26 @@
+"""Face detection, alignment and preprocessing (terminal and dataset tooling)."""
+
+from facepp.vision.align import (
+    MODES,
+    PRESETS,
+    AlignedFace,
+    FacePreprocessor,
+    PreprocessConfig,
+    crop_square,
+    preset_for,
+    to_tensor,
+)
+from facepp.vision.detect import Box, HaarFaceDetector
+
+__all__ = [
+    "MODES",
+    "PRESETS",
+    "AlignedFace",
+    "Box",
+    "FacePreprocessor",
+    "HaarFaceDetector",
+    "PreprocessConfig",
+    "crop_square",
+    "preset_for",
+    "to_tensor",
+]

@@ -1,0 +1,194 @@
+"""Preprocessing: detection, eye-level alignment and a fixed square crop, then a tensor.
+
+One :class:`PreprocessConfig` describes how an image becomes the network input; it is
+stored in every checkpoint so inference repeats exactly what training did.
+
+Two modes:
+
+* ``detect``: Haar face detection (largest face), eyes levelled when both are found,
+  square crop of ``crop_scale`` x the face box width around the box centre;
+* ``center``: for datasets already aligned (LFW deep-funneled, ORL): a fixed square
+  crop at fractional position ``center`` = (cx, cy, side), side relative to the width.
+
+The two crops are calibrated to frame a face the same way: on deep-funneled LFW the
+Haar box is ~115 px wide at the image centre, so the 120-px centre crop ~ 1.05 boxes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from facepp.errors import ConfigError, NoFaceError
+from facepp.vision.detect import Box, HaarFaceDetector, to_gray
+
+MODES: tuple[str, ...] = ("detect", "center")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How an image becomes a network input.
+
+    Attributes:
+        input_size: Output crop side in pixels.
+        mode: ``"detect"`` or ``"center"`` (see the module docstring).
+        center: (cx, cy, side) as fractions of (width, height, width), ``center`` mode.
+        crop_scale: Crop side / face box width, ``detect`` mode.
+        crop_dy: Vertical shift of the crop centre, fraction of the box width, ``detect`` mode.
+        align_eyes: Rotate so the eyes are level when both eyes are found (``detect``).
+        fallback_center: In ``detect`` mode, use the centre crop instead of raising
+            NoFaceError when no face is found (for curated datasets only, never for enrolment).
+    """
+
+    input_size: int = 64
+    mode: str = "detect"
+    center: tuple[float, float, float] = (0.5, 0.5, 0.48)
+    crop_scale: float = 1.05
+    crop_dy: float = 0.0
+    align_eyes: bool = True
+    fallback_center: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown preprocessing mode {self.mode!r}, expected one of {list(MODES)}")
+        if self.input_size < 16:
+            raise ConfigError(f"input_size must be >= 16, got {self.input_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stored in checkpoint metadata)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are rejected.
+
+        Raises:
+            ConfigError: unknown keys or bad values.
+        """
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown preprocessing keys {sorted(unknown)}")
+        values = dict(data)
+        if "center" in values:
+            values["center"] = tuple(float(v) for v in values["center"])
+        return cls(**values)
+
+
+#: Per-layout presets for curated, already aligned datasets.
+PRESETS: dict[str, PreprocessConfig] = {
+    "lfw": PreprocessConfig(mode="center", center=(0.5, 0.5, 0.48)),
+    "orl": PreprocessConfig(mode="center", center=(0.5, 0.555, 1.02)),
+    "generic": PreprocessConfig(mode="detect", fallback_center=True),
+}
+
+
+def preset_for(layout: str, *, input_size: int = 64, mode: str | None = None) -> PreprocessConfig:
+    """The preset for a dataset layout, optionally forcing a mode and input size."""
+    base = PRESETS.get(layout, PRESETS["generic"])
+    values = base.to_dict()
+    values["input_size"] = input_size
+    if mode is not None:
+        values["mode"] = mode
+    return PreprocessConfig.from_dict(values)
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """The result of preprocessing one image.
+
+    Attributes:
+        pixels: (S, S, 3) uint8 RGB crop.
+        faces_found: Faces detected (0 in ``center`` mode or on fallback); the largest is used.
+        box: The face box used, or None.
+        eyes_aligned: Whether the crop was rotated to level detected eyes.
+        angle_deg: The rotation applied.
+    """
+
+    pixels: np.ndarray
+    faces_found: int
+    box: Box | None = None
+    eyes_aligned: bool = False
+    angle_deg: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def crop_square(image: np.ndarray, *, cx: float, cy: float, side: float, angle_deg: float, out: int) -> np.ndarray:
+    """Rotate by ``angle_deg`` about (cx, cy) and cut a ``side``-pixel square there, resized to ``out``.
+
+    Pixels outside the image are edge-replicated. Returns (out, out, 3) uint8.
+    """
+    scale = out / side
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle_deg, scale)
+    matrix[0, 2] += out / 2 - cx
+    matrix[1, 2] += out / 2 - cy
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, matrix, (out, out), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+class FacePreprocessor:
+    """Turns RGB images into aligned crops and network tensors.
+
+    Args:
+        config: The preprocessing description.
+        detector: Face detector for ``detect`` mode.
+    """
+
+    def __init__(self, config: PreprocessConfig, detector: HaarFaceDetector | None = None) -> None:
+        self.config = config
+        self.detector = detector or HaarFaceDetector()
+
+    def center_crop(self, image: np.ndarray) -> np.ndarray:
+        """The fixed ``center``-mode crop, (S, S, 3) uint8."""
+        h, w = image.shape[:2]
+        cx, cy, side = self.config.center
+        return crop_square(image, cx=cx * w, cy=cy * h, side=side * w, angle_deg=0.0, out=self.config.input_size)
+
+    def align(self, image: np.ndarray) -> AlignedFace:
+        """Preprocess one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            The aligned crop and what was found.
+
+        Raises:
+            NoFaceError: ``detect`` mode found no face (and ``fallback_center`` is off).
+            ImageError: not an (H, W, 3) uint8 array.
+        """
+        to_gray(image)  # validates dtype and shape
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        if self.config.mode == "center":
+            return AlignedFace(self.center_crop(image), faces_found=0)
+        boxes = self.detector.detect(image)
+        if not boxes:
+            if self.config.fallback_center:
+                return AlignedFace(self.center_crop(image), faces_found=0, notes=("no face: centre crop",))
+            raise NoFaceError("no face detected in the image")
+        box = boxes[0]
+        cx, cy = box.center
+        cy += self.config.crop_dy * box.w
+        angle = 0.0
+        eyes = self.detector.find_eyes(image, box) if self.config.align_eyes else None
+        if eyes is not None:
+            (lx, ly), (rx, ry) = eyes
+            angle = math.degrees(math.atan2(ry - ly, rx - lx))
+            if abs(angle) > 30:
+                angle, eyes = 0.0, None
+        pixels = crop_square(
+            image, cx=cx, cy=cy, side=self.config.crop_scale * box.w, angle_deg=angle, out=self.config.input_size
+        )
+        notes = (f"{len(boxes)} faces found: the largest was used",) if len(boxes) > 1 else ()
+        return AlignedFace(pixels, len(boxes), box, eyes is not None, angle, notes)
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+    return x.div_(127.5).sub_(1.0)

@@ -1,0 +1,50 @@
+"""The facepp CLI end to end on a few real ORL images (untrained network: checks plumbing, not accuracy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facepp.cli import main
+from facepp.model import load_checkpoint
+
+KEYS = {"accuracy", "accuracy_std", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "threshold", "pairs"}
+
+
+def test_evaluate_writes_json_roc_and_calibration(untrained_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    out, roc = tmp_path / "m.json", tmp_path / "roc.png"
+    argv = ["-q", "evaluate", "--model", str(untrained_checkpoint), "--data", str(data_root / "orl"),
+            "--identities", "s31", "s32", "s33", "--json", str(out), "--roc", str(roc), "--calibrate-far", "0.01",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    metrics = json.loads(out.read_text())
+    assert KEYS <= set(metrics) and metrics["pairs"] == 2 * 3 * 45
+    assert roc.stat().st_size > 1000
+    meta = load_checkpoint(untrained_checkpoint)["metadata"]
+    assert meta["threshold"] == pytest.approx(meta["thresholds"]["far_0.01"])
+
+
+def test_embed_to_npy_and_json(untrained_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    images = [str(data_root / "orl" / "s1" / "1.pgm"), str(data_root / "lfw" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")]
+    assert main(["-q", "embed", "--model", str(untrained_checkpoint), *images, "--out", str(tmp_path / "e.npy")]) == 0
+    vectors = np.load(tmp_path / "e.npy")
+    assert vectors.shape == (2, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert main(["-q", "embed", "--model", str(untrained_checkpoint), images[0], "--out", str(tmp_path / "e.json")]) == 0
+    record = json.loads((tmp_path / "e.json").read_text())["embeddings"][0]
+    assert record["faces_found"] >= 1 and len(record["embedding"]) == 32
+
+
+def test_cli_errors_are_exit_codes(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (120, 120), (200, 200, 200)).save(bad)
+    assert main(["-q", "embed", "--model", str(tmp_path / "missing.pt"), str(bad)]) == 1
+    assert main(["-q", "embed", "--model", str(untrained_checkpoint), str(bad)]) == 1  # NoFaceError
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert main(["-q", "embed", "--model", str(untrained_checkpoint), str(tmp_path / "empty.jpg")]) == 1
+    assert main([]) == 2

@@ -1,0 +1,50 @@
+"""Backbone output contract and margin heads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from facepp.errors import ConfigError
+from facepp.model import build_backbone, build_head, count_parameters
+
+
+@pytest.mark.parametrize(("size", "dim"), [(64, 128), (112, 256), (32, 64)])
+def test_output_shape_norm_and_size(size: int, dim: int) -> None:
+    model = build_backbone("mobilefacenet", embedding_dim=dim, input_size=size).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2, dim) and out.dtype == torch.float32
+    assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert count_parameters(model) <= 2_000_000
+
+
+def test_registries_list_choices() -> None:
+    with pytest.raises(ConfigError, match="expected one of.*mobilefacenet"):
+        build_backbone("resnet1000")
+    with pytest.raises(ConfigError, match=r"expected one of \['arcface', 'cosface'\]"):
+        build_head("sphereface", embedding_dim=8, num_classes=3)
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        build_backbone("mobilefacenet", input_size=50)
+
+
+@pytest.mark.parametrize("name", ["cosface", "arcface"])
+def test_margin_lowers_only_the_true_class_logit(name: str) -> None:
+    head = build_head(name, embedding_dim=8, num_classes=5, scale=10.0, margin=0.3)
+    emb = torch.randn(4, 8)
+    labels = torch.tensor([0, 1, 2, 3])
+    logits, cosine = head(emb, labels)
+    plain = cosine * head.scale
+    true = torch.arange(4), labels
+    assert torch.all(logits[true] < plain[true])
+    mask = torch.ones_like(logits, dtype=torch.bool)
+    mask[true] = False
+    assert torch.allclose(logits[mask], plain[mask])
+    if name == "cosface":
+        assert torch.allclose(logits[true], (cosine[true] - 0.3) * 10.0)
+    else:
+        theta = torch.acos(cosine[true].clamp(-1, 1))
+        expected = torch.where(theta + 0.3 < math.pi, torch.cos(theta + 0.3), cosine[true] - math.sin(math.pi - 0.3) * 0.3)
+        assert torch.allclose(logits[true], expected * 10.0, atol=1e-4)
