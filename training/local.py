@@ -1,0 +1,151 @@
+"""A participant's local training: the shared backbone with a private margin head.
+
+Key-holder side (plaintext model). Only the backbone is federated: the margin
+head holds one class centre per local identity, which would reveal who a
+participant's subjects are, so it never leaves the participant (as in
+federated face recognition practice, e.g. FedFace). Head and optimizer state
+persist across rounds (and across a crash, in ``state_path``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import facepp
+from facepp.io import atomic_write_bytes
+from facepp.model import TrainConfig, build_backbone, build_head, count_parameters, save_checkpoint, train_one_epoch
+from facepp.vision.align import PreprocessConfig
+from training.participant import LocalUpdate
+
+log = logging.getLogger(__name__)
+
+
+def federated_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The floating-point tensors the federation averages (parameters and BN statistics)."""
+    return [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
+
+
+def flat_weights(model: nn.Module) -> np.ndarray:
+    """(P,) float32 concatenation of :func:`federated_tensors`."""
+    return torch.cat([v.detach().reshape(-1).float() for _, v in federated_tensors(model)]).numpy().copy()
+
+
+def load_flat_weights(model: nn.Module, vector: np.ndarray) -> None:
+    """Inverse of :func:`flat_weights` (in place).
+
+    Raises:
+        ValueError: ``vector`` has the wrong length for this model.
+    """
+    tensors = federated_tensors(model)
+    total = sum(v.numel() for _, v in tensors)
+    if vector.size != total:
+        raise ValueError(f"weight vector has {vector.size} values, the model needs {total}")
+    offset = 0
+    with torch.no_grad():
+        for _, v in tensors:
+            v.copy_(torch.from_numpy(np.asarray(vector[offset : offset + v.numel()], dtype=np.float32)).reshape(v.shape))
+            offset += v.numel()
+
+
+def build_model(config: TrainConfig, input_size: int) -> nn.Module:
+    torch.manual_seed(config.seed)
+    return build_backbone(config.backbone, embedding_dim=config.embedding_dim, input_size=input_size, dropout=config.dropout)
+
+
+def save_global_model(path: Path, model: nn.Module, *, config: TrainConfig, preprocessing: PreprocessConfig,
+                      extra: dict[str, Any]) -> Path:
+    """Write the federated backbone as a facepp checkpoint the terminal can load."""
+    inference = PreprocessConfig.from_dict({**preprocessing.to_dict(), "mode": "detect", "fallback_center": False})
+    metadata = {
+        "facepp_version": facepp.__version__,
+        "architecture": config.backbone,
+        "embedding_dim": config.embedding_dim,
+        "input_size": preprocessing.input_size,
+        "preprocessing": preprocessing.to_dict(),
+        "inference_preprocessing": inference.to_dict(),
+        "normalisation": "pixels / 127.5 - 1, RGB, (N, 3, S, S)",
+        "head": config.head,
+        "parameters": count_parameters(model),
+        "train_config": asdict(config),
+        "thresholds": {},
+        "threshold": None,
+        **extra,
+    }
+    return save_checkpoint(path, model_state=model.state_dict(), metadata=metadata)
+
+
+def _round_seed(seed: int, round_: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{round_}".encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+class FaceTrainer:
+    """Trains the shared backbone for ``local_epochs`` per round on local crops.
+
+    Deterministic given (weights, round, seed): the plaintext FedAvg twin of a
+    simulation reproduces exactly the same local updates.
+    """
+
+    def __init__(
+        self,
+        crops: np.ndarray,
+        labels: np.ndarray,
+        *,
+        config: TrainConfig,
+        input_size: int,
+        total_rounds: int,
+        local_epochs: int = 1,
+        seed: int = 0,
+        state_path: Path | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.crops, self.labels = crops, np.asarray(labels, dtype=np.int64)
+        self.config = config
+        self.total_rounds, self.local_epochs, self.seed = total_rounds, local_epochs, seed
+        self.state_path = state_path
+        self.progress = progress
+        torch.set_num_threads(config.num_threads)
+        self.model = build_model(config, input_size)
+        num_classes = int(self.labels.max()) + 1
+        self.head = build_head(config.head, embedding_dim=config.embedding_dim, num_classes=num_classes,
+                               scale=config.scale, margin=config.margin)
+        self.optimizer = torch.optim.AdamW(list(self.model.parameters()) + list(self.head.parameters()),
+                                           lr=config.lr, weight_decay=config.weight_decay)
+        if state_path is not None and state_path.is_file():
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            self.head.load_state_dict(state["head"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            log.info("resumed private head and optimizer state from %s", state_path.name)
+
+    def train(self, weights: np.ndarray, round_: int) -> LocalUpdate:
+        load_flat_weights(self.model, weights)
+        generator = torch.Generator().manual_seed(_round_seed(self.seed, round_))
+        steps = max(1, len(self.labels) // self.config.batch_size)
+        start = time.perf_counter()
+        loss = acc = 0.0
+        for epoch in range(self.local_epochs):
+
+            def progress_fn(step: int, epoch: int = epoch) -> float:
+                return (round_ - 1 + (epoch + step / steps) / self.local_epochs) / self.total_rounds
+
+            loss, acc, *_ = train_one_epoch(
+                self.model, self.head, self.optimizer, self.crops, self.labels, config=self.config,
+                generator=generator, progress_fn=progress_fn, desc=f"round {round_} epoch {epoch + 1}",
+            )
+        if self.state_path is not None:
+            import io
+
+            buffer = io.BytesIO()
+            torch.save({"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict()}, buffer)
+            atomic_write_bytes(self.state_path, buffer.getvalue(), mode=0o600)
+        log.info("round %d: local loss %.4f, accuracy %.3f (%.1f s)", round_, loss, acc, time.perf_counter() - start)
+        return LocalUpdate(weights=flat_weights(self.model), samples=len(self.labels),
+                           metrics={"local_loss": loss, "local_accuracy": acc})

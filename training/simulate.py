@@ -1,0 +1,243 @@
+"""``facepp simulate``: a whole federation on loopback, next to its plaintext twin.
+
+Trusted simulation host: it runs the key ceremony, so it may decrypt. It starts
+the parameter server and K participant processes (real HTTP, separate
+processes), follows the rounds with a progress bar, evaluates the final model
+identity-disjoint, runs plaintext FedAvg with the same seeds and partitions
+(K worker processes, no network, no encryption), and audits every byte the
+server received and stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+from tqdm import tqdm
+
+from facepp.crypto.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier import SecretKey, VectorCipher
+from facepp.evaluation.verify import evaluate_folder
+from facepp.model import TrainConfig
+from training.audit import find_leaks, read_tree
+from training.ceremony import create_federation
+from training.fedavg import average_from_sum, fedavg
+from training.local import FaceTrainer, build_model, flat_weights, load_flat_weights, save_global_model
+from training.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    data: Path
+    participants: int = 3
+    rounds: int = 3
+    partition: str = "iid"
+    local_epochs: int = 1
+    seed: int = 0
+    key_bits: int = 2048
+    input_size: int = 64
+    train: TrainConfig = TrainConfig(batch_size=32, lr=3e-3, num_threads=1)
+    encryption_workers: int = 1
+    workdir: Path | None = None
+    cache_dir: Path | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _python(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", code, *args]
+
+
+_trainer: FaceTrainer | None = None
+
+
+def _init_twin(spec_json: str, data: str, index: int, cache_dir: str | None) -> None:
+    global _trainer
+    spec = TrainingSpec.from_json(spec_json)
+    split = split_for_federation(data, spec)
+    crops, labels = participant_crops(split, spec, index, cache_dir=Path(cache_dir) if cache_dir else None)
+    _trainer = FaceTrainer(crops, labels, config=spec.train, input_size=spec.input_size, total_rounds=spec.total_rounds,
+                           local_epochs=spec.local_epochs, seed=spec.seed + index)
+
+
+def _twin_train(weights: np.ndarray, round_: int) -> tuple[np.ndarray, int]:
+    assert _trainer is not None
+    update = _trainer.train(weights, round_)
+    return update.weights, update.samples
+
+
+def run_plaintext_twin(spec: TrainingSpec, data: Path, initial: np.ndarray, cache_dir: Path | None) -> tuple[list[np.ndarray], list[float]]:
+    """Plaintext FedAvg with the same seeds and partitions: weights after each round, and round times."""
+    context = multiprocessing.get_context("forkserver")
+    pools = [ProcessPoolExecutor(1, mp_context=context, initializer=_init_twin,
+                                 initargs=(spec.to_json(), str(data), i, str(cache_dir) if cache_dir else None))
+             for i in range(len(spec.participants))]
+    try:
+        for pool in pools:  # build the trainers before timing (as participants do before round 1)
+            pool.submit(time.sleep, 0).result()
+        weights, history, times = initial, [], []
+        for round_ in tqdm(range(1, spec.total_rounds + 1), desc="plaintext FedAvg", unit="round"):
+            start = time.perf_counter()
+            results = [f.result() for f in [p.submit(_twin_train, weights, round_) for p in pools]]
+            weights = fedavg(results, sample_scale=spec.sample_scale)
+            times.append(time.perf_counter() - start)
+            history.append(weights)
+        return history, times
+    finally:
+        for pool in pools:
+            pool.shutdown()
+
+
+def simulate(config: SimulationConfig) -> dict[str, Any]:
+    """Run the encrypted federation and its plaintext twin; return the report (see module docstring)."""
+    workdir = Path(config.workdir or tempfile.mkdtemp(prefix="facepp-sim-"))
+    if workdir.exists() and any(workdir.iterdir()):
+        raise FileExistsError(f"{workdir} is not empty")
+    cache_dir = config.cache_dir or workdir / "cache"
+    names = tuple(f"org{i + 1}" for i in range(config.participants))
+    spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
+                        local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train)
+    split = split_for_federation(config.data, spec)
+    # Fill the crop cache once, before processes race for it. The largest local dataset
+    # becomes the public sample_scale, so every FedAvg weight n_k / sample_scale is in (0, 1].
+    sizes = [len(participant_crops(split, spec, i, cache_dir=cache_dir)[1]) for i in range(len(names))]
+    spec = replace(spec, sample_scale=float(max(sizes)))
+    initial = flat_weights(build_model(spec.train, spec.input_size))
+    fed = create_federation(workdir / "federation", participants=names, initial_weights=initial,
+                            total_rounds=config.rounds, quorum=len(names), round_timeout_s=24 * 3600,
+                            key_bits=config.key_bits, spec_json=spec.to_json())
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    received = workdir / "server-received.bin"
+    logs = workdir / "logs"
+    logs.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        _python("from training.cli import server_main; server_main()", "--federation", str(fed.server_config),
+                "--state", str(fed.server_state), "--port", str(port), "--record-requests", str(received)),
+        stdout=(logs / "server.log").open("wb"), stderr=subprocess.STDOUT, env=env)
+    participants = []
+    try:
+        _wait_for(url, server)
+        for name in names:
+            participants.append(subprocess.Popen(
+                _python("from training.cli import participant_main; participant_main()", "--dir", str(fed.participant_dir(name)),
+                        "--server", url, "--data", str(config.data), "--cache-dir", str(cache_dir), "--workers", str(config.encryption_workers),
+                        "--keep-contributions", str(workdir / "audit" / name)),
+                stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT, env=env))
+        status = _follow(url, config.rounds, participants)
+    finally:
+        for p in participants:
+            if p.poll() is None:
+                p.kill()
+        server.terminate()
+        server.wait(timeout=30)
+    failed = [names[i] for i, p in enumerate(participants) if p.returncode != 0]
+    if failed:
+        raise RuntimeError(f"participants {failed} failed; see {logs}")
+
+    secret = SecretKey.load(fed.participant_dir(names[0]) / "secret_key.json")
+    # The twin starts from the model the participants decrypted (W_0 after fixed-point
+    # encoding), so round-1 local updates are identical and only aggregation differs.
+    start = _decrypt_model(secret, fed.server_state / "models" / "model-00000.bin")
+    plain_history, plain_times = run_plaintext_twin(spec, config.data, start, cache_dir)
+    round1 = _decrypt_model(secret, fed.server_state / "models" / "model-00001.bin")
+    preprocessing = preprocessing_for(split, spec)
+    encrypted_model = fed.participant_dir(names[0]) / "global_model.pt"
+    plaintext_model = workdir / "plaintext_model.pt"
+    model = build_model(spec.train, spec.input_size)
+    load_flat_weights(model, plain_history[-1])
+    save_global_model(plaintext_model, model, config=spec.train, preprocessing=preprocessing, extra={})
+    eval_kwargs: dict[str, Any] = ({"pairs_file": split.eval_pairs_file} if split.eval_pairs_file
+                                   else {"identities": split.eval_identities})
+    encrypted_eval = evaluate_folder(encrypted_model, config.data, cache_dir=cache_dir, **eval_kwargs).summary()
+    plaintext_eval = evaluate_folder(plaintext_model, config.data, cache_dir=cache_dir, **eval_kwargs).summary()
+
+    contributions = {f"{p.parent.name} {p.stem}": np.load(p) for p in sorted((workdir / "audit").rglob("*.npy"))}
+    plan = EncryptedVector.from_bytes((fed.server_state / "models" / "model-00000.bin").read_bytes(), secret.public_key).plan
+    leaks = find_leaks(received.read_bytes() + read_tree([fed.root / "server"]), contributions, plan)
+    rounds = status["rounds"]
+    timed = rounds[1:] if len(rounds) > 1 else rounds  # round 1 also includes participant start-up
+    upload_bytes = int(np.mean([r["bytes"] for r in rounds]))
+    report = {
+        "rounds": config.rounds,
+        "participants": config.participants,
+        "partition": config.partition,
+        "data": str(config.data),
+        "encrypted_accuracy": encrypted_eval["accuracy"],
+        "plaintext_accuracy": plaintext_eval["accuracy"],
+        "accuracy_gap_points": 100 * abs(encrypted_eval["accuracy"] - plaintext_eval["accuracy"]),
+        "encrypted_auc": encrypted_eval["auc"],
+        "plaintext_auc": plaintext_eval["auc"],
+        "eval_pairs": encrypted_eval["pairs"],
+        "max_abs_weight_diff": float(np.max(np.abs(round1 - plain_history[0]))),
+        "fixed_point_step": 2.0 ** -plan.frac_bits,
+        "model_parameters": int(initial.size),
+        "upload_bytes_per_round": upload_bytes,
+        "plaintext_bytes_per_round": config.participants * (initial.size + 1) * 4,
+        "encrypted_round_s": float(np.mean([r["closed_at"] - r["opened_at"] for r in timed])),
+        "plaintext_round_s": float(np.mean(plain_times[1:] if len(plain_times) > 1 else plain_times)),
+        "plaintext_leak_found": bool(leaks),
+        "leaks": leaks,
+        "contributions_audited": len(contributions),
+        "workdir": str(workdir),
+    }
+    report["round_time_ratio"] = report["encrypted_round_s"] / report["plaintext_round_s"]
+    if config.workdir is None:
+        shutil.rmtree(workdir / "cache", ignore_errors=True)
+    return report
+
+
+def _decrypt_model(secret: SecretKey, path: Path) -> np.ndarray:
+    vector = EncryptedVector.from_bytes(path.read_bytes(), secret.public_key)
+    with VectorCipher(secret, vector.plan, workers=1) as cipher:
+        return average_from_sum(cipher.decrypt(vector))
+
+
+def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the parameter server exited during start-up")
+        try:
+            requests.get(url + "/status.json", timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError("the parameter server did not start within 60 s")
+
+
+def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """Show a progress bar over rounds until every participant has exited; return the final status."""
+    bar = tqdm(total=rounds, desc="encrypted federation", unit="round")
+    status: dict[str, Any] = {}
+    while True:
+        status = requests.get(url + "/status.json", timeout=10).json()
+        done = sum(1 for r in status["rounds"] if r["closed_at"] is not None)
+        bar.n = done
+        bar.set_postfix(uploads=f"{status['uploads']}/{status['participants']}")
+        bar.refresh()
+        if all(p.poll() is not None for p in participants):
+            break
+        time.sleep(0.5)
+    bar.close()
+    return status

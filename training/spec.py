@@ -1,0 +1,107 @@
+"""What every participant of a federation must agree on, and how it picks its data.
+
+Key-holder side. The spec travels in each participant's folder (``training.json``,
+written by the key ceremony); the server never sees it.
+
+Data protocol (identity-disjoint): in a folder with LFW's ``pairsDevTest.txt``,
+training uses every identity outside those pairs and evaluation uses the pairs;
+in any other folder the first 75% of identities in natural order train (ORL:
+s1-s30) and all pairs of the rest (s31-s40) evaluate. Training identities are
+then partitioned across participants (``iid``, or ``skewed`` = Dirichlet(0.5)).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facepp.data.datasets import FaceDataset, load_dataset
+from facepp.data.protocol import identities_in_pairs, read_pairs
+from facepp.data.splits import partition_identities
+from facepp.errors import ConfigError
+from facepp.model import AugmentConfig, TrainConfig
+from facepp.vision.align import PreprocessConfig, preset_for
+from facepp.vision.cache import dataset_crops
+
+PARTITIONS = {"iid": "iid", "skewed": "dirichlet"}
+LFW_TEST_PAIRS = "pairsDevTest.txt"
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Shared federation hyper-parameters (JSON in ``training.json``)."""
+
+    total_rounds: int
+    participants: tuple[str, ...]
+    partition: str = "iid"
+    local_epochs: int = 1
+    input_size: int = 64
+    sample_scale: float = 1000.0
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.partition not in PARTITIONS:
+            raise ConfigError(f"unknown partition {self.partition!r}, expected one of {sorted(PARTITIONS)}")
+        if self.local_epochs < 1 or self.total_rounds < 1:
+            raise ConfigError("local_epochs and total_rounds must be >= 1")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingSpec":
+        doc: dict[str, Any] = json.loads(text)
+        train = dict(doc.pop("train"))
+        augment = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
+        train["augment"] = AugmentConfig(**augment)
+        return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train)})
+
+    def index_of(self, name: str) -> int:
+        if name not in self.participants:
+            raise ConfigError(f"{name!r} is not a participant of this federation")
+        return self.participants.index(name)
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Identity-disjoint training partitions and the evaluation protocol of one folder."""
+
+    dataset: FaceDataset
+    partitions: list[tuple[str, ...]]
+    eval_pairs_file: Path | None
+    eval_identities: tuple[str, ...]
+
+
+def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
+    """The training partitions and evaluation set of a dataset folder (see module docstring)."""
+    dataset = load_dataset(root)
+    pairs_file = dataset.root / LFW_TEST_PAIRS
+    if pairs_file.is_file():
+        held_out = identities_in_pairs(read_pairs(pairs_file, dataset.root, check_exists=False))
+        train_ids = [n for n in dataset.identities if n not in held_out]
+        eval_ids: tuple[str, ...] = tuple(sorted(held_out))
+    else:
+        cut = max(1, round(0.75 * len(dataset.identities)))
+        train_ids, eval_ids = list(dataset.identities[:cut]), dataset.identities[cut:]
+        pairs_file = None
+    partitions = partition_identities(train_ids, len(spec.participants), scheme=PARTITIONS[spec.partition],
+                                      rng=np.random.default_rng(spec.seed))
+    return DataSplit(dataset, partitions, pairs_file, eval_ids)
+
+
+def preprocessing_for(split: DataSplit, spec: TrainingSpec) -> PreprocessConfig:
+    return preset_for(split.dataset.layout, input_size=spec.input_size)
+
+
+def participant_crops(split: DataSplit, spec: TrainingSpec, index: int, *, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, S, S, 3) uint8 crops and (N,) labels of participant ``index``'s identities."""
+    from facepp.vision.align import FacePreprocessor
+
+    subset = split.dataset.subset(list(split.partitions[index]))
+    return dataset_crops([(s.path, s.label) for s in subset.samples], FacePreprocessor(preprocessing_for(split, spec)),
+                         cache_dir=cache_dir, progress=False)
