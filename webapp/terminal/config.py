@@ -1,0 +1,183 @@
+"""Terminal configuration: a frozen dataclass, defaults < TOML file < ``FACEPP_TERMINAL_*`` env < CLI.
+
+Terminal only. Secrets (API tokens, the matcher API key, the Flask secret key)
+may live here; :meth:`TerminalConfig.describe` masks them for logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from facepp.errors import ConfigError
+
+ENV_PREFIX = "FACEPP_TERMINAL_"
+#: Environment variable naming an optional TOML config file.
+CONFIG_ENV = "FACEPP_TERMINAL_CONFIG"
+MiB = 1 << 20
+#: Settings never logged in clear.
+SECRET_FIELDS = frozenset({"api_token", "matcher_api_key", "secret_key"})
+
+
+@dataclass(frozen=True)
+class TerminalConfig:
+    """Settings of one terminal instance.
+
+    Attributes:
+        checkpoint: trained model checkpoint (``facepp train`` / federated training output).
+        threshold: cosine decision threshold; overrides the checkpoint's calibrated
+            ``threshold``. Required when the checkpoint has none.
+        instance_dir: folder for the CKKS key file, the HMAC key, the Flask secret
+            and the SQLite database (created with mode 0700; key files 0600).
+        db: SQLAlchemy URL of the operator/subject table (default: SQLite in ``instance_dir``).
+        matcher_url: base URL of the matcher service.
+        matcher_api_key: bearer key issued by ``facepp-matcher create-api-key``.
+        matcher_timeout: seconds per matcher request (blocks are ~34 MB).
+        register_on_start: PUT the public bundle to the matcher when the app starts.
+        api_token: bearer token of the terminal's JSON API (``/api``); the API answers
+            401 to everything while it is unset.
+        secret_key: Flask session key (default: random, stored in ``instance_dir``).
+        host, port: where ``facepp-terminal serve`` listens (loopback by default).
+        threads: waitress worker threads.
+        max_upload_bytes: largest request body (413 above).
+        max_images: most images per enrolment request.
+        login_rate_limit, match_rate_limit, api_rate_limit: flask-limiter rates
+            (per client address) for login POSTs, verify/identify and the JSON API.
+        score_decimals: decimals of every score shown or returned (CKKS caveat:
+            full-precision decrypted scores are never exposed).
+        top_k: default identification list length; ``max_top_k`` caps requests.
+        secure_cookies: mark session cookies ``Secure`` (off only for plain-HTTP tests/dev).
+        torch_threads: CPU threads for the embedding network.
+        id_hex_chars: length of the opaque subject id (hex of HMAC-SHA256, 16..64).
+    """
+
+    checkpoint: str = "out/lfw_mobilefacenet.pt"
+    threshold: float | None = None
+    instance_dir: str = "out/terminal"
+    db: str | None = None
+    matcher_url: str = "http://127.0.0.1:8600"
+    matcher_api_key: str | None = None
+    matcher_timeout: float = 120.0
+    register_on_start: bool = True
+    api_token: str | None = None
+    secret_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8500
+    threads: int = 8
+    max_upload_bytes: int = 8 * MiB
+    max_images: int = 10
+    login_rate_limit: str = "10 per minute"
+    match_rate_limit: str = "120 per minute"
+    api_rate_limit: str = "6000 per minute"
+    score_decimals: int = 3
+    top_k: int = 5
+    max_top_k: int = 50
+    secure_cookies: bool = True
+    torch_threads: int = 1
+    id_hex_chars: int = 32
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.threads < 1 or self.torch_threads < 1:
+            raise ConfigError("threads and torch_threads must be >= 1")
+        if self.max_upload_bytes < 1024:
+            raise ConfigError("max_upload_bytes must be at least 1024")
+        if self.max_images < 1:
+            raise ConfigError("max_images must be >= 1")
+        if not 1 <= self.score_decimals <= 4:
+            raise ConfigError(f"score_decimals must be in 1..4 (never full precision), got {self.score_decimals}")
+        if not 1 <= self.top_k <= self.max_top_k:
+            raise ConfigError(f"need 1 <= top_k <= max_top_k, got {self.top_k}, {self.max_top_k}")
+        if not 16 <= self.id_hex_chars <= 64:
+            raise ConfigError(f"id_hex_chars must be in 16..64, got {self.id_hex_chars}")
+        if self.api_token is not None and len(self.api_token) < 16:
+            raise ConfigError("api_token must be at least 16 characters")
+        if self.matcher_timeout <= 0:
+            raise ConfigError("matcher_timeout must be > 0")
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL (a plain path is taken as an SQLite file)."""
+        value = self.db or str(Path(self.instance_dir) / "terminal.db")
+        return value if "://" in value else f"sqlite:///{Path(value).resolve()}"
+
+    def describe(self) -> dict[str, Any]:
+        """The settings with secrets masked (for logs)."""
+        return {
+            f.name: ("***" if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name))
+            for f in fields(self)
+        }
+
+    def with_overrides(self, values: Mapping[str, Any]) -> TerminalConfig:
+        """A copy with ``values`` (field name -> value; ``None`` values are ignored) applied and coerced.
+
+        Raises:
+            ConfigError: unknown setting or a value of the wrong type.
+        """
+        known = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise ConfigError(f"unknown terminal setting {name!r}; valid: {', '.join(sorted(known))}")
+            if value is not None:
+                changes[name] = _coerce(name, value, str(known[name].type))
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        file: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> TerminalConfig:
+        """Defaults < TOML ``file`` (or ``$FACEPP_TERMINAL_CONFIG``) < ``FACEPP_TERMINAL_*`` env < ``overrides``.
+
+        The TOML file may hold the settings at top level or under ``[terminal]``.
+
+        Raises:
+            ConfigError: unreadable file, unknown key or a value of the wrong type.
+        """
+        env = os.environ if env is None else env
+        config = cls()
+        path = file or env.get(CONFIG_ENV)
+        if path:
+            try:
+                data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read terminal config {path}: {exc}") from exc
+            config = config.with_overrides(data.get("terminal", data))
+        from_env = {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls) if ENV_PREFIX + f.name.upper() in env}
+        config = config.with_overrides(from_env)
+        return config.with_overrides(overrides or {})
+
+
+def _coerce(name: str, value: Any, type_: str) -> Any:
+    """Coerce a file/env/CLI value to the field's declared type (annotations are strings here)."""
+    try:
+        if type_.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"expected a boolean, got {value!r}")
+        if isinstance(value, bool) and not type_.startswith("str"):
+            raise ValueError("a boolean is not a number")
+        if type_.startswith("int"):
+            return int(value)
+        if type_.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"terminal setting {name}: {exc}") from exc

@@ -1,0 +1,191 @@
+"""The terminal's own small database: operators and enrolled subject names.
+
+Terminal only. Stores, per subject, the operator-facing name, the opaque id sent
+to the matcher, the enrolment time, how many images were averaged and who
+enrolled it; per operator, the username and a salted password hash (werkzeug
+scrypt). No image, embedding, template or score is ever stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Integer, String, create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from facepp.errors import ConflictError
+from webapp.terminal.errors import BadRequestError
+
+logger = logging.getLogger(__name__)
+
+#: A real hash checked when the username is unknown, so a login takes the same time either way.
+_DUMMY_HASH = generate_password_hash("facepp-dummy-password")
+MIN_PASSWORD_LENGTH = 10
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time (UTC)."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the terminal schema."""
+
+
+class Operator(Base):
+    """A person allowed to use the terminal's pages."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Subject(Base):
+    """An enrolled person: name -> opaque matcher id."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    opaque_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    images: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    enrolled_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+
+
+class Database:
+    """Engine + session factory; the schema is created on first use.
+
+    Args:
+        url: SQLAlchemy URL (SQLite file by default).
+    """
+
+    def __init__(self, url: str) -> None:
+        connect_args = {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
+        self.engine: Engine = create_engine(url, connect_args=connect_args)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success, rolled back on error."""
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- operators ------------------------------------------------------------------------
+
+    def create_operator(self, username: str, password: str) -> Operator:
+        """Add an operator with a hashed password.
+
+        Raises:
+            BadRequestError: empty username or a password shorter than 10 characters.
+            ConflictError: the username exists.
+        """
+        username = username.strip()
+        if not username or len(username) > 64:
+            raise BadRequestError("username must be 1-64 characters")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise BadRequestError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        try:
+            with self.session() as s:
+                operator = Operator(username=username, password_hash=generate_password_hash(password))
+                s.add(operator)
+        except IntegrityError:
+            raise ConflictError(f"operator {username!r} already exists") from None
+        logger.info("created operator %s", username)
+        return operator
+
+    def operator(self, operator_id: int) -> Operator | None:
+        """The operator with this primary key, or None."""
+        with self.session() as s:
+            return s.get(Operator, operator_id)
+
+    def authenticate(self, username: str, password: str) -> Operator | None:
+        """The operator when the password matches, else None (constant work either way)."""
+        with self.session() as s:
+            operator = s.scalars(select(Operator).where(Operator.username == username.strip())).first()
+        if operator is None:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        return operator if check_password_hash(operator.password_hash, password) else None
+
+    # -- subjects -------------------------------------------------------------------------
+
+    def subject(self, name: str) -> Subject | None:
+        """The subject enrolled under ``name``, or None."""
+        with self.session() as s:
+            return s.scalars(select(Subject).where(Subject.name == name)).first()
+
+    def subjects(self, *, offset: int = 0, limit: int | None = None) -> list[Subject]:
+        """Subjects by name (all of them, or the page ``offset``..``offset + limit``)."""
+        with self.session() as s:
+            query = select(Subject).order_by(Subject.name).offset(offset)
+            return list(s.scalars(query if limit is None else query.limit(limit)))
+
+    def count_subjects(self) -> int:
+        """How many subjects are enrolled."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Subject)) or 0)
+
+    def names_by_opaque_id(self) -> dict[str, str]:
+        """``{opaque_id: name}`` of every subject."""
+        with self.session() as s:
+            return {row.opaque_id: row.name for row in s.execute(select(Subject.opaque_id, Subject.name))}
+
+    def add_subject(self, *, name: str, opaque_id: str, images: int, enrolled_by: str) -> Subject:
+        """Record an enrolment.
+
+        Raises:
+            ConflictError: the name (or its opaque id) is already enrolled.
+        """
+        try:
+            with self.session() as s:
+                subject = Subject(name=name, opaque_id=opaque_id, images=images, enrolled_by=enrolled_by)
+                s.add(subject)
+        except IntegrityError:
+            raise ConflictError(f"subject {name!r} is already enrolled") from None
+        return subject
+
+    def add_subjects(self, rows: list[tuple[str, str]], *, enrolled_by: str) -> None:
+        """Record many ``(name, opaque_id)`` enrolments in one transaction (bulk enrolment)."""
+        try:
+            with self.session() as s:
+                s.add_all(Subject(name=n, opaque_id=o, images=1, enrolled_by=enrolled_by) for n, o in rows)
+        except IntegrityError:
+            raise ConflictError("a subject of the batch is already enrolled") from None
+
+    def delete_subject(self, name: str) -> bool:
+        """Remove a subject's row; False if there was none."""
+        with self.session() as s:
+            row = s.scalars(select(Subject).where(Subject.name == name)).first()
+            if row is None:
+                return False
+            s.delete(row)
+        return True
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
