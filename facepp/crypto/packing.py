@@ -171,7 +171,7 @@ def unpack(plaintexts: list[int], plan: PackingPlan, *, count: int) -> np.ndarra
         ProtocolError: The plaintext count does not match ``count``, or a plaintext
             exceeds the slot layout (a corrupt or overflowed aggregate).
     """
-    s, w = plan.slots_per_plaintext, plan.slot_bits
+    w = plan.slot_bits
     if len(plaintexts) != plan.ciphertexts_for(count):
         raise ProtocolError(f"expected {plan.ciphertexts_for(count)} plaintexts for {count} values, got {len(plaintexts)}")
     bits_used, pad = _row_layout(plan)

@@ -6,26 +6,21 @@ may live here; :meth:`TerminalConfig.describe` masks them for logging.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from facepp.errors import ConfigError
+from webapp.settings import LayeredSettings
 
 ENV_PREFIX = "FACEPP_TERMINAL_"
-#: Environment variable naming an optional TOML config file.
-CONFIG_ENV = "FACEPP_TERMINAL_CONFIG"
 MiB = 1 << 20
 #: Settings never logged in clear.
 SECRET_FIELDS = frozenset({"api_token", "matcher_api_key", "secret_key"})
 
 
 @dataclass(frozen=True)
-class TerminalConfig:
+class TerminalConfig(LayeredSettings):
     """Settings of one terminal instance.
 
     Attributes:
@@ -55,6 +50,9 @@ class TerminalConfig:
         torch_threads: CPU threads for the embedding network.
         id_hex_chars: length of the opaque subject id (hex of HMAC-SHA256, 16..64).
     """
+
+    SECTION: ClassVar[str] = "terminal"
+    ENV_PREFIX: ClassVar[str] = ENV_PREFIX
 
     checkpoint: str = "out/lfw_mobilefacenet.pt"
     threshold: float | None = None
@@ -115,69 +113,3 @@ class TerminalConfig:
             f.name: ("***" if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name))
             for f in fields(self)
         }
-
-    def with_overrides(self, values: Mapping[str, Any]) -> TerminalConfig:
-        """A copy with ``values`` (field name -> value; ``None`` values are ignored) applied and coerced.
-
-        Raises:
-            ConfigError: unknown setting or a value of the wrong type.
-        """
-        known = {f.name: f for f in fields(self)}
-        changes: dict[str, Any] = {}
-        for name, value in values.items():
-            if name not in known:
-                raise ConfigError(f"unknown terminal setting {name!r}; valid: {', '.join(sorted(known))}")
-            if value is not None:
-                changes[name] = _coerce(name, value, str(known[name].type))
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def load(
-        cls,
-        *,
-        file: str | Path | None = None,
-        env: Mapping[str, str] | None = None,
-        overrides: Mapping[str, Any] | None = None,
-    ) -> TerminalConfig:
-        """Defaults < TOML ``file`` (or ``$FACEPP_TERMINAL_CONFIG``) < ``FACEPP_TERMINAL_*`` env < ``overrides``.
-
-        The TOML file may hold the settings at top level or under ``[terminal]``.
-
-        Raises:
-            ConfigError: unreadable file, unknown key or a value of the wrong type.
-        """
-        env = os.environ if env is None else env
-        config = cls()
-        path = file or env.get(CONFIG_ENV)
-        if path:
-            try:
-                data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"cannot read terminal config {path}: {exc}") from exc
-            config = config.with_overrides(data.get("terminal", data))
-        from_env = {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls) if ENV_PREFIX + f.name.upper() in env}
-        config = config.with_overrides(from_env)
-        return config.with_overrides(overrides or {})
-
-
-def _coerce(name: str, value: Any, type_: str) -> Any:
-    """Coerce a file/env/CLI value to the field's declared type (annotations are strings here)."""
-    try:
-        if type_.startswith("bool"):
-            if isinstance(value, bool):
-                return value
-            lowered = str(value).strip().lower()
-            if lowered in {"1", "true", "yes", "on"}:
-                return True
-            if lowered in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(f"expected a boolean, got {value!r}")
-        if isinstance(value, bool) and not type_.startswith("str"):
-            raise ValueError("a boolean is not a number")
-        if type_.startswith("int"):
-            return int(value)
-        if type_.startswith("float"):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"terminal setting {name}: {exc}") from exc

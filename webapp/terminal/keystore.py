@@ -14,13 +14,13 @@ import logging
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from facepp.crypto.ckks import CkksKeyHolder
 from facepp.errors import ConfigError
+from facepp.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +38,7 @@ def ensure_private_dir(path: Path) -> Path:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` atomically (temp file, fsync, rename) with mode 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, mode=0o600)
 
 
 def read_private_file(path: Path) -> bytes:
