@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/install.sh scripts/seal-offline.cmake
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m facepp.demo
+	$(PY) scripts/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

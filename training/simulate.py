@@ -228,14 +228,16 @@ def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
 
 def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     """Show a progress bar over rounds until every participant has exited; return the final status."""
-    bar = tqdm(total=rounds, desc="encrypted federation", unit="round")
+    bar = tqdm(total=rounds, desc="encrypted federation", unit="round", mininterval=5)
     status: dict[str, Any] = {}
+    shown: tuple[int, int] | None = None
     while True:
         status = requests.get(url + "/status.json", timeout=10).json()
         done = sum(1 for r in status["rounds"] if r["closed_at"] is not None)
-        bar.n = done
-        bar.set_postfix(uploads=f"{status['uploads']}/{status['participants']}")
-        bar.refresh()
+        if (done, status["uploads"]) != shown:
+            shown = (done, status["uploads"])
+            bar.update(done - bar.n)
+            bar.set_postfix(uploads=f"{status['uploads']}/{status['participants']}")
         if all(p.poll() is not None for p in participants):
             break
         time.sleep(0.5)
