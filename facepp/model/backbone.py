@@ -7,6 +7,8 @@ A backbone maps (N, 3, S, S) float32 images normalised to [-1, 1] to
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Callable
 
 import torch
@@ -45,15 +47,15 @@ class _Bottleneck(nn.Module):
         return x + out if self.skip else out
 
 
-class EmbeddingBackbone(nn.Module):
+class EmbeddingBackbone(nn.Module, abc.ABC):
     """Interface of every backbone: ``forward_raw`` for training heads, ``forward`` for inference."""
 
     embedding_dim: int
     input_size: int
 
+    @abc.abstractmethod
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) -> un-normalised (N, embedding_dim)."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) float32 in [-1, 1] -> (N, embedding_dim) float32, L2-normalised."""

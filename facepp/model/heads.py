@@ -7,6 +7,8 @@ At inference only the backbone is used.
 
 from __future__ import annotations
 
+import abc
+
 import math
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 from facepp.errors import ConfigError
 
 
-class MarginHead(nn.Module):
+class MarginHead(nn.Module, abc.ABC):
     """Base class: cosine logits ``cos(theta_j)`` between embeddings and class centres.
 
     Args:
@@ -41,8 +43,9 @@ class MarginHead(nn.Module):
         """(N, C) cosine similarities to every class centre."""
         return F.linear(F.normalize(embeddings, dim=1), F.normalize(self.weight, dim=1))
 
+    @abc.abstractmethod
     def margin_logits(self, cosine: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(N, C) scaled logits with the margin applied to each sample's own class."""
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits with margin, plain cosine)``; both (N, num_classes)."""
