@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-import facepp
 from facepp.io import atomic_write_bytes
-from facepp.model import TrainConfig, build_backbone, build_head, count_parameters, save_checkpoint, train_one_epoch
+from facepp.model import TrainConfig, build_backbone, build_head, save_checkpoint, train_one_epoch
+from facepp.model.train import model_metadata
 from facepp.vision.align import PreprocessConfig
 from training.participant import LocalUpdate
 
@@ -64,22 +63,7 @@ def build_model(config: TrainConfig, input_size: int) -> nn.Module:
 def save_global_model(path: Path, model: nn.Module, *, config: TrainConfig, preprocessing: PreprocessConfig,
                       extra: dict[str, Any]) -> Path:
     """Write the federated backbone as a facepp checkpoint the terminal can load."""
-    inference = PreprocessConfig.from_dict({**preprocessing.to_dict(), "mode": "detect", "fallback_center": False})
-    metadata = {
-        "facepp_version": facepp.__version__,
-        "architecture": config.backbone,
-        "embedding_dim": config.embedding_dim,
-        "input_size": preprocessing.input_size,
-        "preprocessing": preprocessing.to_dict(),
-        "inference_preprocessing": inference.to_dict(),
-        "normalisation": "pixels / 127.5 - 1, RGB, (N, 3, S, S)",
-        "head": config.head,
-        "parameters": count_parameters(model),
-        "train_config": asdict(config),
-        "thresholds": {},
-        "threshold": None,
-        **extra,
-    }
+    metadata = {**model_metadata(model, config=config, preprocessing=preprocessing), **extra}
     return save_checkpoint(path, model_state=model.state_dict(), metadata=metadata)
 
 

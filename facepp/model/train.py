@@ -275,13 +275,17 @@ def init_model(model: nn.Module, path: str | Path, *, config: TrainConfig, input
     logger.info("initialised the backbone from %s", path)
 
 
-def _save(
-    path: Path, model: nn.Module, head: MarginHead, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-    config: TrainConfig, preprocessing: PreprocessConfig, num_classes: int, epoch: int, elapsed: float, cpu: float,
-    history: list[EpochStats], finished: bool, extra_metadata: dict[str, Any],
-) -> None:
+def model_metadata(model: nn.Module, *, config: TrainConfig, preprocessing: PreprocessConfig) -> dict[str, Any]:
+    """What a checkpoint says about its backbone so the terminal can rebuild and feed it.
+
+    Args:
+        model: The trained backbone.
+        config: Its training configuration (architecture, embedding size, head).
+        preprocessing: How its training crops were made; inference uses the same crop
+            in ``detect`` mode on arbitrary photos.
+    """
     inference = PreprocessConfig.from_dict({**preprocessing.to_dict(), "mode": "detect", "fallback_center": False})
-    metadata: dict[str, Any] = {
+    return {
         "facepp_version": facepp.__version__,
         "architecture": config.backbone,
         "embedding_dim": config.embedding_dim,
@@ -290,19 +294,27 @@ def _save(
         "inference_preprocessing": inference.to_dict(),
         "normalisation": "pixels / 127.5 - 1, RGB, (N, 3, S, S)",
         "head": config.head,
-        "num_classes": num_classes,
         "parameters": count_parameters(model),
         "train_config": asdict(config),
-        "training": {
-            "epochs_done": epoch,
-            "minutes": round(elapsed / 60, 2),
-            "cpu_minutes": round(cpu / 60, 2),
-            "finished": finished,
-            "final_loss": history[-1].loss,
-            "final_train_accuracy": history[-1].accuracy,
-        },
         "thresholds": {},
         "threshold": None,
+    }
+
+
+def _save(
+    path: Path, model: nn.Module, head: MarginHead, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+    config: TrainConfig, preprocessing: PreprocessConfig, num_classes: int, epoch: int, elapsed: float, cpu: float,
+    history: list[EpochStats], finished: bool, extra_metadata: dict[str, Any],
+) -> None:
+    metadata = model_metadata(model, config=config, preprocessing=preprocessing)
+    metadata["num_classes"] = num_classes
+    metadata["training"] = {
+        "epochs_done": epoch,
+        "minutes": round(elapsed / 60, 2),
+        "cpu_minutes": round(cpu / 60, 2),
+        "finished": finished,
+        "final_loss": history[-1].loss,
+        "final_train_accuracy": history[-1].accuracy,
     }
     metadata.update(extra_metadata)
     train_state = {"epoch": epoch, "elapsed_seconds": elapsed, "cpu_seconds": cpu, "generator": generator.get_state()}
