@@ -53,7 +53,7 @@ def find_leaks(haystack: bytes, vectors: dict[str, np.ndarray], plan: PackingPla
 
 def read_tree(paths: Iterable[Path]) -> bytes:
     """Every byte of every file under the given files/folders, concatenated."""
-    chunks = []
+    chunks: list[bytes] = []
     for path in paths:
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         chunks.extend(f.read_bytes() for f in files)

@@ -68,9 +68,9 @@ class RoundStatus:
         doc = _loads(text)
         kinds = {"round": int, "total_rounds": int, "finished": bool, "deadline": float, "quorum": int,
                  "participants": int, "uploaded": bool, "model_round": int, "fingerprint": str, "value_count": int}
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
-            value = doc.get(f.name)
+            value: Any = doc.get(f.name)
             kind = kinds[f.name]
             ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
             if kind is float:

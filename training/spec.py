@@ -57,7 +57,7 @@ class TrainingSpec:
     def from_json(cls, text: str) -> "TrainingSpec":
         doc: dict[str, Any] = json.loads(text)
         train = dict(doc.pop("train"))
-        augment = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
+        augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
         train["augment"] = AugmentConfig(**augment)
         return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train)})
 
@@ -80,8 +80,8 @@ class DataSplit:
 def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
     """The training partitions and evaluation set of a dataset folder (see module docstring)."""
     dataset = load_dataset(root)
-    pairs_file = dataset.root / LFW_TEST_PAIRS
-    if pairs_file.is_file():
+    pairs_file: Path | None = dataset.root / LFW_TEST_PAIRS
+    if pairs_file is not None and pairs_file.is_file():
         held_out = identities_in_pairs(read_pairs(pairs_file, dataset.root, check_exists=False))
         train_ids = [n for n in dataset.identities if n not in held_out]
         eval_ids: tuple[str, ...] = tuple(sorted(held_out))
