@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_participant
 from tests.training.toy_participant import SAMPLE_SCALE, toy_update

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
