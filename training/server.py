@@ -104,30 +104,35 @@ def metrics(round_: int) -> tuple[Response, int]:
     return jsonify(accepted=True), 201
 
 
+def _round_history(coordinator: Coordinator) -> list[dict[str, Any]]:
+    """Every round's timing, contributors and bytes received (public: no model data)."""
+    coordinator.tick()
+    store = coordinator.store
+    return [
+        {"round": r.round, "opened_at": r.opened_at, "closed_at": r.closed_at,
+         "duration_s": (r.closed_at - r.opened_at) if r.closed_at else None,
+         "contributors": r.contributors, "bytes": sum(store.uploads(r.round).values())}
+        for r in store.rounds()
+    ]
+
+
 @status_page.get("/")
 def status_html() -> str:
     coordinator = _coordinator()
-    coordinator.tick()
-    store = coordinator.store
-    rounds = store.rounds()
-    current = rounds[-1]
-    uploaded = store.uploads(current.round)
+    history = _round_history(coordinator)
+    current = history[-1]
+    uploaded = coordinator.store.uploads(current["round"])
     everyone = sorted(coordinator.config.participants)
-    history = [
-        {"round": r.round, "duration_s": (r.closed_at - r.opened_at) if r.closed_at else None,
-         "contributors": r.contributors, "bytes": sum(store.uploads(r.round).values())}
-        for r in rounds
-    ]
     return render_template(
         "status.html",
         current=current,
-        finished=current.closed_at is not None,
+        finished=current["closed_at"] is not None,
         total_rounds=coordinator.config.total_rounds,
         seen=[p for p in everyone if p in uploaded],
         missing=[p for p in everyone if p not in uploaded],
         history=history,
         fingerprint=coordinator.key.fingerprint,
-        has_metrics=bool(store.metrics()),
+        has_metrics=bool(coordinator.store.metrics()),
     )
 
 
@@ -135,18 +140,15 @@ def status_html() -> str:
 def status_json() -> Response:
     """Public progress summary (no secrets: round numbers, timings, sizes)."""
     coordinator = _coordinator()
-    coordinator.tick()
-    store = coordinator.store
-    rounds = store.rounds()
-    current = rounds[-1]
+    history = _round_history(coordinator)
+    current = history[-1]
     return jsonify(
-        round=current.round,
+        round=current["round"],
         total_rounds=coordinator.config.total_rounds,
-        finished=current.closed_at is not None,
-        uploads=len(store.uploads(current.round)),
+        finished=current["closed_at"] is not None,
+        uploads=len(coordinator.store.uploads(current["round"])),
         participants=len(coordinator.config.participants),
-        rounds=[{"round": r.round, "opened_at": r.opened_at, "closed_at": r.closed_at, "contributors": r.contributors,
-                 "bytes": sum(store.uploads(r.round).values())} for r in rounds],
+        rounds=history,
     )
 
 
