@@ -7,6 +7,17 @@ import logging
 from pathlib import Path
 
 
+def _guarded(run, argv: list[str] | None) -> int:  # type: ignore[no-untyped-def]
+    """Run an entry point; a facepp error or a missing file becomes one clear line and exit code 1."""
+    from facepp.errors import FaceppError
+
+    try:
+        return int(run(argv))
+    except (FaceppError, FileNotFoundError, FileExistsError) as exc:
+        logging.getLogger("training").error("%s: %s", type(exc).__name__, exc)
+        return 1
+
+
 def build_server_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facepp-server",
@@ -22,6 +33,10 @@ def build_server_parser() -> argparse.ArgumentParser:
 
 
 def server_main(argv: list[str] | None = None) -> int:
+    return _guarded(_server_main, argv)
+
+
+def _server_main(argv: list[str] | None) -> int:
     args = build_server_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     import waitress
@@ -54,6 +69,10 @@ def build_participant_parser() -> argparse.ArgumentParser:
 
 
 def participant_main(argv: list[str] | None = None) -> int:
+    return _guarded(_participant_main, argv)
+
+
+def _participant_main(argv: list[str] | None) -> int:
     args = build_participant_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     from dataclasses import replace
@@ -107,6 +126,10 @@ def build_federation_parser() -> argparse.ArgumentParser:
 
 
 def federation_main(argv: list[str] | None = None) -> int:
+    return _guarded(_federation_main, argv)
+
+
+def _federation_main(argv: list[str] | None) -> int:
     args = build_federation_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     from training.ceremony import create_federation

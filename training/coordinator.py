@@ -63,14 +63,24 @@ class FederationConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "FederationConfig":
-        doc = json.loads(Path(path).read_text())
-        return cls(
-            public_key=Path(path).parent / doc["public_key"],
-            participants=dict(doc["participants"]),
-            total_rounds=int(doc["total_rounds"]),
-            quorum=int(doc["quorum"]),
-            round_timeout_s=float(doc["round_timeout_s"]),
-        )
+        """Read ``federation.json``.
+
+        Raises:
+            ConfigError: The file is missing, not JSON, or lacks a field.
+        """
+        try:
+            doc = json.loads(Path(path).read_text())
+            return cls(
+                public_key=Path(path).parent / doc["public_key"],
+                participants=dict(doc["participants"]),
+                total_rounds=int(doc["total_rounds"]),
+                quorum=int(doc["quorum"]),
+                round_timeout_s=float(doc["round_timeout_s"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"cannot use federation config {path}: {type(exc).__name__}: {exc}") from None
 
 
 class Coordinator:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_participant
 from tests.training.toy_participant import SAMPLE_SCALE, toy_update
@@ -127,3 +128,13 @@ def test_nothing_the_server_received_or_stored_holds_plaintext(make_federation, 
     # The audit is able to fail: a plaintext contribution planted in the haystack is found.
     planted = haystack + contributions["alice"].astype("<f4").tobytes()
     assert find_leaks(planted, contributions, plan) == ["alice: float32"]
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"public_key": "k.json"}'])
+def test_server_refuses_a_missing_or_broken_federation_file(tmp_path: Path, content: str | None) -> None:
+    from training.cli import server_main
+
+    config = tmp_path / "federation.json"
+    if content is not None:
+        config.write_text(content)
+    assert server_main(["--federation", str(config), "--state", str(tmp_path / "state")]) == 1
