@@ -32,6 +32,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", type=Path, help="train only on the identities of this people*.txt file")
     p.add_argument("--identities", nargs="+", help="train only on these identity folder names")
     p.add_argument("--min-images", type=int, default=1, help="skip identities with fewer images (default 1)")
+    p.add_argument("--backbone", default="resface",
+                   help="network: resface (1.6M, fastest to train on CPU, default), mobilefacenet (1.0M), mobilefacenet-tiny")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--max-minutes", type=float, help="time budget; the LR schedule ends within it")
     p.add_argument("--batch-size", type=int, default=128)
@@ -66,7 +68,7 @@ def _run_train(args: argparse.Namespace) -> int:
         include = tuple(args.identities)
     selection = IdentitySelection(include=include, exclude_pairs=tuple(args.exclude_pairs), min_images=args.min_images)
     config = TrainConfig(
-        embedding_dim=args.embedding_dim, head=args.head, scale=args.scale, margin=args.margin, epochs=args.epochs,
+        backbone=args.backbone, embedding_dim=args.embedding_dim, head=args.head, scale=args.scale, margin=args.margin, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout,
         max_minutes=args.max_minutes, seed=args.seed, num_threads=args.threads,
     )

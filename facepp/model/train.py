@@ -27,7 +27,7 @@ from tqdm import tqdm
 import facepp
 from facepp.errors import CheckpointError, ConfigError
 from facepp.model.augment import AugmentConfig, augment_batch
-from facepp.model.backbone import EmbeddingBackbone, build_backbone, count_parameters
+from facepp.model.backbone import EmbeddingBackbone, build_backbone, count_parameters, for_training
 from facepp.model.checkpoint import load_checkpoint, save_checkpoint
 from facepp.model.heads import MarginHead, build_head
 from facepp.vision.align import PreprocessConfig, to_tensor
@@ -195,7 +195,7 @@ def fit(
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = build_backbone(config.backbone, embedding_dim=config.embedding_dim, input_size=size, dropout=config.dropout)
+    model = for_training(build_backbone(config.backbone, embedding_dim=config.embedding_dim, input_size=size, dropout=config.dropout))
     head = build_head(config.head, embedding_dim=config.embedding_dim, num_classes=num_classes, scale=config.scale, margin=config.margin)
     optimizer = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=config.lr, weight_decay=config.weight_decay)
     checkpoint_path = Path(checkpoint_path)

@@ -9,16 +9,29 @@ import torch
 
 from facepp.errors import ConfigError
 from facepp.model import build_backbone, build_head, count_parameters
+from facepp.model.backbone import for_training
 
 
+@pytest.mark.parametrize("name", ["mobilefacenet", "resface"])
 @pytest.mark.parametrize(("size", "dim"), [(64, 128), (112, 256), (32, 64)])
-def test_output_shape_norm_and_size(size: int, dim: int) -> None:
-    model = build_backbone("mobilefacenet", embedding_dim=dim, input_size=size).eval()
+def test_output_shape_norm_and_size(name: str, size: int, dim: int) -> None:
+    model = build_backbone(name, embedding_dim=dim, input_size=size).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, size, size))
     assert out.shape == (2, dim) and out.dtype == torch.float32
     assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
     assert count_parameters(model) <= 2_000_000
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet", "resface"])
+def test_channels_last_layout_gives_the_same_embeddings(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_backbone(name).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        plain = model(x)
+        fast = for_training(model)(x)
+    assert torch.allclose(fast, plain, atol=1e-5)
 
 
 def test_registries_list_choices() -> None:
