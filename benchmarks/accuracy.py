@@ -1,7 +1,8 @@
 """Face-verification accuracy benchmark: ORL and LFW, identity-disjoint.
 
 * ORL: train on s1-s30 (from scratch, or fine-tuning ``--orl-init``), evaluate all
-  genuine pairs of s31-s40 plus as many seeded impostor pairs, 10 folds.
+  genuine pairs of s31-s40 plus as many seeded impostor pairs, 10 folds; Haar
+  detection and eye alignment by default, the pipeline the terminal runs.
 * LFW: train on every identity outside ``pairsDevTest.txt`` (deep-funneled, centre crop),
   evaluate on ``pairsDevTest.txt``; or only evaluate ``--lfw-checkpoint``.
 
@@ -20,9 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from facepp.model.checkpoint import load_checkpoint
 from facepp.evaluation.verify import evaluate_folder, store_calibration, write_json, write_report
 from facepp.model.recipe import IdentitySelection, train_on_folder
 from facepp.model.train import TrainConfig
+from facepp.vision.align import preset_for
 
 logger = logging.getLogger("benchmarks.accuracy")
 
@@ -38,10 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="ORL with a 1-minute budget; LFW only if --lfw-checkpoint")
     p.add_argument("--orl-minutes", type=float, default=5.0, help="ORL training budget")
     p.add_argument("--orl-init", type=Path, help="fine-tune ORL from this checkpoint (e.g. the LFW model)")
+    p.add_argument("--orl-mode", choices=["detect", "center"], default="detect",
+                   help="ORL preprocessing: Haar detection + eye alignment as in the terminal (default), or the fixed crop")
     p.add_argument("--lfw-minutes", type=float, default=55.0, help="LFW training budget")
     p.add_argument("--lfw-checkpoint", type=Path, help="evaluate this LFW checkpoint instead of training")
     p.add_argument("--skip-orl", action="store_true")
     p.add_argument("--skip-lfw", action="store_true")
+    p.add_argument("--backbone", default="resface", help="network to train (default resface; --orl-init imposes its own)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -52,21 +58,24 @@ def run_orl(args: argparse.Namespace) -> dict[str, Any]:
     init = args.orl_init
     name = "orl_finetune" if init else "orl_scratch"
     ckpt = args.out / f"{name}.pt"
+    backbone = args.backbone if init is None else str(load_checkpoint(init)["metadata"]["architecture"])
     config = TrainConfig(
-        epochs=40 if init is None else 20, batch_size=32, lr=2e-3 if init is None else 1e-3, dropout=0.2,
+        backbone=backbone, epochs=40 if init is None else 20, batch_size=32, lr=2e-3 if init is None else 1e-3, dropout=0.2,
         max_minutes=minutes, seed=args.seed, num_threads=args.threads,
     )
     t0 = time.monotonic()
     result = train_on_folder(
         args.data / "orl", selection=IdentitySelection(include=ORL_TRAIN), config=config, checkpoint_path=ckpt,
-        cache_dir=args.out / "cache", init_checkpoint=init, progress=False,
+        preprocessing=preset_for("orl", mode=args.orl_mode), cache_dir=args.out / "cache", init_checkpoint=init,
+        progress=False,
     )
     train_minutes = (time.monotonic() - t0) / 60
-    report = evaluate_folder(ckpt, args.data / "orl", identities=ORL_TEST, seed=args.seed, num_threads=args.threads,
-                             cache_dir=args.out / "cache")
+    report = evaluate_folder(ckpt, args.data / "orl", identities=ORL_TEST, mode=args.orl_mode, seed=args.seed,
+                             num_threads=args.threads, cache_dir=args.out / "cache")
     write_report(report, roc_path=args.out / f"{name}_roc.png")
     store_calibration(ckpt, report, far=1e-2)
     return {"name": name, "checkpoint": str(ckpt), "train_minutes": train_minutes, "epochs": result.epochs_done,
+            "orl_mode": args.orl_mode,
             "init": str(init) if init else None, **report.summary()}
 
 
@@ -80,16 +89,14 @@ def run_lfw(args: argparse.Namespace) -> dict[str, Any] | None:
         logger.info("--quick: LFW training skipped (give --lfw-checkpoint to evaluate one)")
         return None
     else:
-        ckpt = args.out / "lfw_mobilefacenet.pt"
-        config = TrainConfig(epochs=200, max_minutes=args.lfw_minutes, dropout=0.2, seed=args.seed, num_threads=args.threads)
+        ckpt = args.out / f"lfw_{args.backbone}.pt"
+        config = TrainConfig(backbone=args.backbone, epochs=200, max_minutes=args.lfw_minutes, dropout=0.2, seed=args.seed, num_threads=args.threads)
         t0 = time.monotonic()
         train_on_folder(lfw, selection=IdentitySelection(exclude_pairs=(pairs,)), config=config, checkpoint_path=ckpt,
                         cache_dir=args.out / "cache")
         train_minutes = (time.monotonic() - t0) / 60
     report = evaluate_folder(ckpt, lfw, pairs_file=pairs, num_threads=args.threads, cache_dir=args.out / "cache")
     write_report(report, roc_path=args.out / "lfw_devtest_roc.png")
-    from facepp.model.checkpoint import load_checkpoint
-
     training = load_checkpoint(ckpt)["metadata"].get("training", {})
     return {"name": "lfw_devtest", "checkpoint": str(ckpt), "train_minutes": train_minutes or training.get("minutes"),
             "train_cpu_minutes": training.get("cpu_minutes"), "epochs": training.get("epochs_done"), **report.summary()}

@@ -53,7 +53,7 @@ def _embedder(args: argparse.Namespace) -> Embedder:
     if args.model:
         return Embedder.from_checkpoint(args.model, flip_tta=not args.no_flip, num_threads=args.threads)
     torch.set_num_threads(args.threads)
-    return Embedder(build_backbone("mobilefacenet"), PreprocessConfig(input_size=64), flip_tta=not args.no_flip)
+    return Embedder(build_backbone("resface"), PreprocessConfig(input_size=64), flip_tta=not args.no_flip)
 
 
 def main(argv: list[str] | None = None) -> int:

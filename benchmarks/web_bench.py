@@ -20,7 +20,7 @@ starts; the names go into the terminal's database. Every timed request goes
 through the terminal API: decode, detect, embed, encrypt, matcher, decrypt.
 
 ``--quick`` runs N = 1,000 only with fewer repeats. The model's weights do not
-change latency: the default checkpoint is ``out/lfw_mobilefacenet.pt`` when
+change latency: the default checkpoint is ``out/lfw_resface.pt`` when
 present, else an untrained network of the same architecture.
 """
 
@@ -81,7 +81,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def _checkpoint(path: Path | None, folder: Path) -> tuple[Path, str]:
     if path is not None:
         return path, path.name
-    default = Path("out/lfw_mobilefacenet.pt")
+    default = Path("out/lfw_resface.pt")
     if default.is_file():
         return default, default.name
     from facepp.model.train import TrainConfig
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1,000 only, fewer repeats")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default out/lfw_mobilefacenet.pt or untrained)")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default out/lfw_resface.pt or untrained)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")),
                         help="datasets folder holding orl/ (default $FACEPP_DATA)")
     parser.add_argument("--seed", type=int, default=0)

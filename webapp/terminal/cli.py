@@ -3,7 +3,7 @@
 Examples::
 
     FACEPP_TERMINAL_MATCHER_API_KEY=... FACEPP_TERMINAL_API_TOKEN=... \\
-        facepp-terminal serve --checkpoint out/lfw_mobilefacenet.pt --port 8500
+        facepp-terminal serve --checkpoint out/lfw_resface.pt --port 8500
     facepp-terminal create-operator --username alice          # asks for the password
     echo "$PASSWORD" | facepp-terminal create-operator --username bob --password-stdin
 

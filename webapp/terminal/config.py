@@ -54,7 +54,7 @@ class TerminalConfig(LayeredSettings):
     SECTION: ClassVar[str] = "terminal"
     ENV_PREFIX: ClassVar[str] = ENV_PREFIX
 
-    checkpoint: str = "out/lfw_mobilefacenet.pt"
+    checkpoint: str = "out/lfw_resface.pt"
     threshold: float | None = None
     instance_dir: str = "out/terminal"
     db: str | None = None
