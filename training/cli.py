@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.privacy import DPConfig
 
 
 def _guarded(run, argv: list[str] | None) -> int:  # type: ignore[no-untyped-def]
@@ -65,6 +69,8 @@ def build_participant_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="encryption worker processes (default: all cores)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the spec's)")
     parser.add_argument("--keep-contributions", type=Path, help="save each plaintext contribution here (audits only)")
+    parser.add_argument("--dp-noise-seed", type=int,
+                        help="simulations only: reproducible DP noise (in a real federation the others could subtract it)")
     return parser
 
 
@@ -78,7 +84,7 @@ def _participant_main(argv: list[str] | None) -> int:
     from dataclasses import replace
 
     from facepp.crypto.paillier import SecretKey
-    from training.local import FaceTrainer, build_model, load_flat_weights, save_global_model
+    from training.local import build_model, load_flat_weights, local_trainer, save_global_model
     from training.participant import Participant
     from training.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
 
@@ -88,9 +94,8 @@ def _participant_main(argv: list[str] | None) -> int:
         spec = replace(spec, train=replace(spec.train, num_threads=args.threads))
     split = split_for_federation(args.data, spec)
     crops, labels = participant_crops(split, spec, spec.index_of(name), cache_dir=args.cache_dir)
-    trainer = FaceTrainer(crops, labels, config=spec.train, input_size=spec.input_size, total_rounds=spec.total_rounds,
-                          local_epochs=spec.local_epochs, seed=spec.seed + spec.index_of(name),
-                          state_path=args.dir / "local_state.pt")
+    trainer = local_trainer(spec, crops, labels, spec.index_of(name), state_path=args.dir / "local_state.pt",
+                            dp_noise_seed=args.dp_noise_seed)
     participant = Participant(server_url=args.server, token=(args.dir / "token").read_text().strip(),
                               secret_key=SecretKey.load(args.dir / "secret_key.json"), trainer=trainer,
                               sample_scale=spec.sample_scale, workers=args.workers,
@@ -122,7 +127,25 @@ def build_federation_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-scale", type=float, default=10000.0,
                         help="public upper bound on any participant's sample count (FedAvg weights n/scale stay <= 1)")
     parser.add_argument("--seed", type=int, default=0)
+    add_dp_arguments(parser)
     return parser
+
+
+def add_dp_arguments(parser: argparse.ArgumentParser) -> None:
+    """Optional client-level differential privacy (off unless --dp-noise is given)."""
+    group = parser.add_argument_group("optional client-level differential privacy (training.privacy)")
+    group.add_argument("--dp-noise", type=float, help="noise multiplier: aggregate noise std / clip (enables DP)")
+    group.add_argument("--dp-clip", type=float, default=1.0, help="L2 bound on a participant's per-round update (default 1.0)")
+    group.add_argument("--dp-delta", type=float, default=1e-5, help="delta of the reported (epsilon, delta) (default 1e-5)")
+
+
+def dp_config(args: argparse.Namespace, min_contributors: int) -> DPConfig | None:
+    """The DPConfig the flags ask for, or None."""
+    from training.privacy import DPConfig
+
+    if args.dp_noise is None:
+        return None
+    return DPConfig(clip=args.dp_clip, noise_multiplier=args.dp_noise, min_contributors=min_contributors, delta=args.dp_delta)
 
 
 def federation_main(argv: list[str] | None = None) -> int:
@@ -137,8 +160,10 @@ def _federation_main(argv: list[str] | None) -> int:
     from training.spec import TrainingSpec
 
     names = tuple(n.strip() for n in args.participants.split(",") if n.strip())
+    quorum = args.quorum or len(names) // 2 + 1
     spec = TrainingSpec(total_rounds=args.rounds, participants=names, partition=args.partition,
-                        local_epochs=args.local_epochs, sample_scale=args.sample_scale, seed=args.seed)
+                        local_epochs=args.local_epochs, sample_scale=args.sample_scale, seed=args.seed,
+                        dp=dp_config(args, min_contributors=quorum))
     fed = create_federation(args.dir, participants=names, initial_weights=flat_weights(build_model(spec.train, spec.input_size)),
                             total_rounds=args.rounds, quorum=args.quorum, round_timeout_s=args.round_timeout,
                             key_bits=args.key_bits, spec_json=spec.to_json())
@@ -163,6 +188,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    add_dp_arguments(parser)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -177,7 +203,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         data=data, participants=args.participants, rounds=args.rounds, partition=args.partition,
         local_epochs=args.local_epochs, seed=args.seed, key_bits=args.key_bits, input_size=args.input_size,
         train=TrainConfig(backbone=args.backbone, batch_size=args.batch_size, lr=args.lr, num_threads=1, seed=args.seed),
-        workdir=args.workdir,
+        workdir=args.workdir, dp=dp_config(args, min_contributors=args.participants),
     )
     report = simulate(config)
     text = json.dumps(report, indent=2)

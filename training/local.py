@@ -21,9 +21,12 @@ from torch import nn
 
 from facepp.io import atomic_write_bytes
 from facepp.model import TrainConfig, build_backbone, build_head, save_checkpoint, train_one_epoch
+from facepp.model.backbone import for_training
 from facepp.model.train import model_metadata
 from facepp.vision.align import PreprocessConfig
-from training.participant import LocalUpdate
+from training.participant import LocalTrainer, LocalUpdate
+from training.privacy import PrivateTrainer
+from training.spec import TrainingSpec
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,10 @@ def load_flat_weights(model: nn.Module, vector: np.ndarray) -> None:
         raise ValueError(f"weight vector has {vector.size} values, the model needs {total}")
     offset = 0
     with torch.no_grad():
-        for _, v in tensors:
+        for name, v in tensors:
             v.copy_(torch.from_numpy(np.asarray(vector[offset : offset + v.numel()], dtype=np.float32)).reshape(v.shape))
+            if name.endswith("running_var"):  # DP noise can push an averaged variance below 0
+                v.clamp_(min=0.0)
             offset += v.numel()
 
 
@@ -97,7 +102,7 @@ class FaceTrainer:
         self.state_path = state_path
         self.progress = progress
         torch.set_num_threads(config.num_threads)
-        self.model = build_model(config, input_size)
+        self.model = for_training(build_model(config, input_size))
         num_classes = int(self.labels.max()) + 1
         self.head = build_head(config.head, embedding_dim=config.embedding_dim, num_classes=num_classes,
                                scale=config.scale, margin=config.margin)
@@ -133,3 +138,24 @@ class FaceTrainer:
         log.info("round %d: local loss %.4f, accuracy %.3f (%.1f s)", round_, loss, acc, time.perf_counter() - start)
         return LocalUpdate(weights=flat_weights(self.model), samples=len(self.labels),
                            metrics={"local_loss": loss, "local_accuracy": acc})
+
+
+def local_trainer(
+    spec: TrainingSpec,
+    crops: np.ndarray,
+    labels: np.ndarray,
+    index: int,
+    *,
+    state_path: Path | None = None,
+    dp_noise_seed: int | None = None,
+) -> LocalTrainer:
+    """The trainer participant ``index`` runs: :class:`FaceTrainer`, wrapped for DP when the spec asks.
+
+    Args:
+        dp_noise_seed: Reproducible DP noise, for simulations only (see :class:`PrivateTrainer`).
+    """
+    trainer = FaceTrainer(crops, labels, config=spec.train, input_size=spec.input_size, total_rounds=spec.total_rounds,
+                          local_epochs=spec.local_epochs, seed=spec.seed + index, state_path=state_path)
+    if spec.dp is None:
+        return trainer
+    return PrivateTrainer(trainer, spec.dp, sample_scale=spec.sample_scale, noise_seed=dp_noise_seed)

@@ -35,7 +35,9 @@ from facepp.model import TrainConfig
 from training.audit import find_leaks, read_tree
 from training.ceremony import create_federation
 from training.fedavg import average_from_sum, fedavg
-from training.local import FaceTrainer, build_model, flat_weights, load_flat_weights, save_global_model
+from training.local import build_model, flat_weights, load_flat_weights, local_trainer, save_global_model
+from training.participant import LocalTrainer
+from training.privacy import DPConfig, epsilon_after
 from training.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,12 @@ class SimulationConfig:
     encryption_workers: int = 1
     workdir: Path | None = None
     cache_dir: Path | None = None
+    dp: DPConfig | None = None
+
+
+def _dp_noise_seed(spec: TrainingSpec, index: int) -> int:
+    """Reproducible DP noise so the twin repeats it (simulation only, see training.privacy)."""
+    return 1_000_003 * spec.seed + index
 
 
 def _free_port() -> int:
@@ -67,7 +75,7 @@ def _python(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-_trainer: FaceTrainer | None = None
+_trainer: LocalTrainer | None = None
 
 
 def _init_twin(spec_json: str, data: str, index: int, cache_dir: str | None) -> None:
@@ -75,8 +83,7 @@ def _init_twin(spec_json: str, data: str, index: int, cache_dir: str | None) -> 
     spec = TrainingSpec.from_json(spec_json)
     split = split_for_federation(data, spec)
     crops, labels = participant_crops(split, spec, index, cache_dir=Path(cache_dir) if cache_dir else None)
-    _trainer = FaceTrainer(crops, labels, config=spec.train, input_size=spec.input_size, total_rounds=spec.total_rounds,
-                           local_epochs=spec.local_epochs, seed=spec.seed + index)
+    _trainer = local_trainer(spec, crops, labels, index, dp_noise_seed=_dp_noise_seed(spec, index))
 
 
 def _twin_train(weights: np.ndarray, round_: int) -> tuple[np.ndarray, int]:
@@ -115,7 +122,8 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     cache_dir = config.cache_dir or workdir / "cache"
     names = tuple(f"org{i + 1}" for i in range(config.participants))
     spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
-                        local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train)
+                        local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train,
+                        dp=config.dp)
     split = split_for_federation(config.data, spec)
     # Fill the crop cache once, before processes race for it. The largest local dataset
     # becomes the public sample_scale, so every FedAvg weight n_k / sample_scale is in (0, 1].
@@ -142,7 +150,8 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
             participants.append(subprocess.Popen(
                 _python("from training.cli import participant_main; participant_main()", "--dir", str(fed.participant_dir(name)),
                         "--server", url, "--data", str(config.data), "--cache-dir", str(cache_dir), "--workers", str(config.encryption_workers),
-                        "--keep-contributions", str(workdir / "audit" / name)),
+                        "--keep-contributions", str(workdir / "audit" / name),
+                        *(["--dp-noise-seed", str(_dp_noise_seed(spec, names.index(name)))] if spec.dp else [])),
                 stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT, env=env))
         status = _follow(url, config.rounds, participants)
     finally:
@@ -200,6 +209,9 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
         "leaks": leaks,
         "contributions_audited": len(contributions),
         "workdir": str(workdir),
+        "dp": None if config.dp is None else {
+            "clip": config.dp.clip, "noise_multiplier": config.dp.noise_multiplier, "delta": config.dp.delta,
+            "epsilon": epsilon_after(config.rounds, config.dp)},
     }
     report["round_time_ratio"] = report["encrypted_round_s"] / report["plaintext_round_s"]
     if config.workdir is None:

@@ -26,6 +26,7 @@ from facepp.errors import ConfigError
 from facepp.model import AugmentConfig, TrainConfig
 from facepp.vision.align import PreprocessConfig, preset_for
 from facepp.vision.cache import dataset_crops
+from training.privacy import DPConfig
 
 PARTITIONS = {"iid": "iid", "skewed": "dirichlet"}
 LFW_TEST_PAIRS = "pairsDevTest.txt"
@@ -43,6 +44,7 @@ class TrainingSpec:
     sample_scale: float = 1000.0
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
+    dp: DPConfig | None = None  # optional client-level differential privacy (training.privacy)
 
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:
@@ -59,7 +61,8 @@ class TrainingSpec:
         train = dict(doc.pop("train"))
         augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
         train["augment"] = AugmentConfig(**augment)
-        return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train)})
+        dp = DPConfig(**doc.pop("dp")) if doc.get("dp") else None
+        return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train), "dp": dp})
 
     def index_of(self, name: str) -> int:
         if name not in self.participants:
