@@ -160,12 +160,12 @@ def _federation_main(argv: list[str] | None) -> int:
     from training.spec import TrainingSpec
 
     names = tuple(n.strip() for n in args.participants.split(",") if n.strip())
-    quorum = args.quorum or len(names) // 2 + 1
+    quorum = args.quorum or len(names) // 2 + 1  # the DP noise shares are sized for it
     spec = TrainingSpec(total_rounds=args.rounds, participants=names, partition=args.partition,
                         local_epochs=args.local_epochs, sample_scale=args.sample_scale, seed=args.seed,
                         dp=dp_config(args, min_contributors=quorum))
     fed = create_federation(args.dir, participants=names, initial_weights=flat_weights(build_model(spec.train, spec.input_size)),
-                            total_rounds=args.rounds, quorum=args.quorum, round_timeout_s=args.round_timeout,
+                            total_rounds=args.rounds, quorum=quorum, round_timeout_s=args.round_timeout,
                             key_bits=args.key_bits, spec_json=spec.to_json())
     print(f"server folder (public key only): {fed.root / 'server'}")
     for name in names:
