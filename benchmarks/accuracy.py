@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facepp.model.checkpoint import load_checkpoint
 from facepp.evaluation.verify import evaluate_folder, store_calibration, write_json, write_report
+from facepp.model.checkpoint import load_checkpoint
 from facepp.model.recipe import IdentitySelection, train_on_folder
 from facepp.model.train import TrainConfig
 from facepp.vision.align import preset_for

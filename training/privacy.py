@@ -38,7 +38,7 @@ class DPConfig:
     Attributes:
         clip: L2 bound on one participant's per-round update.
         noise_multiplier: Std of the noise in the aggregate, in units of ``clip``.
-        min_contributors: Uploads that close a round (the quorum); each adds 1/sqrt of the noise variance.
+        min_contributors: Uploads that close a round (the quorum); each adds 1/min_contributors of the noise variance.
         delta: The delta of the reported (epsilon, delta) guarantee.
     """
 

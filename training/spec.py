@@ -57,12 +57,22 @@ class TrainingSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingSpec":
-        doc: dict[str, Any] = json.loads(text)
-        train = dict(doc.pop("train"))
-        augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
-        train["augment"] = AugmentConfig(**augment)
-        dp = DPConfig(**doc.pop("dp")) if doc.get("dp") else None
-        return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train), "dp": dp})
+        """Parse ``training.json``.
+
+        Raises:
+            ConfigError: not JSON, or missing, unknown or mistyped keys.
+        """
+        try:
+            doc: dict[str, Any] = json.loads(text)
+            train = dict(doc.pop("train"))
+            augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
+            train["augment"] = AugmentConfig(**augment)
+            dp = DPConfig(**doc.pop("dp")) if doc.get("dp") else None
+            return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train), "dp": dp})
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise ConfigError(f"not a valid training spec ({type(exc).__name__}: {exc})") from None
 
     def index_of(self, name: str) -> int:
         if name not in self.participants:

@@ -82,6 +82,21 @@ def test_spec_round_trips_the_dp_config() -> None:
     assert TrainingSpec.from_json(plain.to_json()).dp is None
 
 
+@pytest.mark.parametrize("mangle", [
+    lambda doc: doc["dp"].update(clipp=1.0),  # misspelled key
+    lambda doc: doc.pop("participants"),
+    lambda doc: doc["dp"].update(noise_multiplier=-1.0),
+])
+def test_a_broken_training_json_is_a_clear_config_error(mangle) -> None:  # type: ignore[no-untyped-def]
+    spec = TrainingSpec(total_rounds=2, participants=("a", "b"), dp=DPConfig(clip=2.0, noise_multiplier=1.1, min_contributors=2))
+    doc = json.loads(spec.to_json())
+    mangle(doc)
+    with pytest.raises(ConfigError):
+        TrainingSpec.from_json(json.dumps(doc))
+    with pytest.raises(ConfigError, match="not a valid training spec"):
+        TrainingSpec.from_json("{not json")
+
+
 def test_noised_negative_batchnorm_variances_are_clamped_on_load() -> None:
     model = build_model(TrainConfig(backbone="mobilefacenet-tiny"), 32)
     parts = [(-v if name.endswith("running_var") else v).reshape(-1).numpy() for name, v in federated_tensors(model)]
