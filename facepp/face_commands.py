@@ -40,6 +40,11 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--augment", choices=["default", "strong", "none"], default="default",
+                   help="augmentation preset (strong: for large runs that overfit, e.g. LFW)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="publish an exponential moving average of the weights with this decay per step, "
+                        "e.g. 0.998 (0: off)")
     p.add_argument("--head", default="cosface", help="margin head: cosface or arcface")
     p.add_argument("--scale", type=float, help="margin head scale s (default: the head's)")
     p.add_argument("--margin", type=float, help="margin m (default: the head's)")
@@ -56,6 +61,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from facepp.data.datasets import detect_layout
     from facepp.model.recipe import IdentitySelection, people_file_names, train_on_folder
+    from facepp.model.augment import AUGMENT_PRESETS
     from facepp.model.train import TrainConfig
     from facepp.vision.align import preset_for
 
@@ -71,6 +77,7 @@ def _run_train(args: argparse.Namespace) -> int:
         backbone=args.backbone, embedding_dim=args.embedding_dim, head=args.head, scale=args.scale, margin=args.margin, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout,
         max_minutes=args.max_minutes, seed=args.seed, num_threads=args.threads,
+        augment=AUGMENT_PRESETS[args.augment], ema=args.ema,
     )
     preprocessing = preset_for(detect_layout(args.data), input_size=args.input_size, mode=args.mode)
     result = train_on_folder(

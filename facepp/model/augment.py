@@ -40,6 +40,18 @@ class AugmentConfig:
     erase: float = 0.25
 
 
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    "default": AugmentConfig(),
+    # For large, overfitting runs (LFW): wider geometry, stronger colour, more occlusion.
+    "strong": AugmentConfig(
+        max_rotate_deg=15.0, max_shift=0.08, scale_range=(0.85, 1.2), brightness=0.25,
+        contrast=0.4, saturation=0.4, grayscale=0.2, erase=0.5,
+    ),
+    "none": AugmentConfig(flip=0.0, max_rotate_deg=0.0, max_shift=0.0, scale_range=(1.0, 1.0), brightness=0.0,
+                          contrast=0.0, saturation=0.0, grayscale=0.0, erase=0.0),
+}
+
+
 def augment_batch(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Randomly augment a batch.
 

@@ -6,6 +6,8 @@ Training works on preprocessed uint8 crops held in memory (see
 augmentation. The learning rate follows a warm-up + cosine schedule over the
 *progress*, the larger of the epoch fraction and the time fraction of
 ``max_minutes``: a time-limited run still ends with a fully decayed rate.
+With ``ema > 0`` the checkpoint holds an exponential moving average of the
+weights and BatchNorm statistics (Polyak averaging), the raw weights only for resume.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 import facepp
@@ -50,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.03
     dropout: float = 0.0
+    ema: float = 0.0
     max_minutes: float | None = None
     seed: int = 0
     num_threads: int = 2
@@ -60,6 +64,8 @@ class TrainConfig:
             raise ConfigError(f"need epochs >= 1, batch_size >= 2, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
 
 
 @dataclass
@@ -108,12 +114,14 @@ def train_one_epoch(
     generator: torch.Generator,
     progress_fn: Callable[[int], float],
     desc: str = "train",
+    after_step: Callable[[], None] | None = None,
 ) -> tuple[float, float, float, float, bool]:
     """One pass over the shuffled data (last incomplete batch dropped).
 
     Args:
         progress_fn: Maps the number of steps done in this epoch to the run progress in [0, 1];
             the epoch stops early when it reaches 1 (time budget spent).
+        after_step: Called after every optimizer step (e.g. a weight average update).
 
     Returns:
         (mean loss, accuracy on plain cosine logits, last lr, last progress, stopped early).
@@ -143,6 +151,8 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         total_loss += loss.item() * len(y)
         total_correct += float((cosine.argmax(1) == y).sum())
         total_seen += len(y)
@@ -198,10 +208,13 @@ def fit(
     model = for_training(build_backbone(config.backbone, embedding_dim=config.embedding_dim, input_size=size, dropout=config.dropout))
     head = build_head(config.head, embedding_dim=config.embedding_dim, num_classes=num_classes, scale=config.scale, margin=config.margin)
     optimizer = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=config.lr, weight_decay=config.weight_decay)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     checkpoint_path = Path(checkpoint_path)
     start_epoch, elapsed_before, cpu_before, history = 0, 0.0, 0.0, []
     if init_checkpoint is not None and not (resume and checkpoint_path.is_file()):
         init_model(model, init_checkpoint, config=config, input_size=size)
+        if ema is not None:
+            ema.module.load_state_dict(model.state_dict())
     if resume and checkpoint_path.is_file():
         payload = load_checkpoint(checkpoint_path)
         state = payload.get("train_state")
@@ -210,7 +223,10 @@ def fit(
         if payload["metadata"].get("num_classes") != num_classes:
             raise CheckpointError(f"{checkpoint_path.name}: trained on {payload['metadata'].get('num_classes')} classes, data has {num_classes}")
         try:
-            model.load_state_dict(payload["model"])
+            model.load_state_dict(payload.get("raw_model", payload["model"]))
+            if ema is not None:
+                ema.module.load_state_dict(payload["model"])
+                ema.n_averaged.fill_(1)
             head.load_state_dict(payload["head"])
             optimizer.load_state_dict(payload["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
@@ -237,19 +253,22 @@ def fit(
         loss, acc, lr, prog, stopped = train_one_epoch(
             model, head, optimizer, crops, labels, config=config, generator=generator,
             progress_fn=progress_fn, desc=f"epoch {epoch + 1}/{config.epochs}",
+            after_step=None if ema is None else lambda: ema.update_parameters(model),
         )
+        published = model if ema is None else ema.module
         elapsed = time.monotonic() - t0
         stats = EpochStats(epoch + 1, loss, acc, lr, elapsed / 60, prog)
         for callback in callbacks:
-            callback(stats, model)
+            callback(stats, published)
         history.append(stats)
         logger.info(
             "epoch %d: loss %.4f acc %.4f lr %.2e (%.1f min wall, %.1f CPU-min)",
             epoch + 1, loss, acc, lr, elapsed / 60, (time.process_time() - cpu0) / 60,
         )
         finished = stopped or epoch + 1 == config.epochs
-        _save(checkpoint_path, model, head, optimizer, generator, config, preprocessing, num_classes,
-              epoch + 1, elapsed, time.process_time() - cpu0, history, finished, metadata or {})
+        _save(checkpoint_path, published, head, optimizer, generator, config, preprocessing, num_classes,
+              epoch + 1, elapsed, time.process_time() - cpu0, history, finished, metadata or {},
+              raw_model=None if ema is None else model)
         if stopped:
             logger.info("time budget of %.1f min reached after epoch %d", config.max_minutes or 0, epoch + 1)
             break
@@ -304,7 +323,7 @@ def model_metadata(model: nn.Module, *, config: TrainConfig, preprocessing: Prep
 def _save(
     path: Path, model: nn.Module, head: MarginHead, optimizer: torch.optim.Optimizer, generator: torch.Generator,
     config: TrainConfig, preprocessing: PreprocessConfig, num_classes: int, epoch: int, elapsed: float, cpu: float,
-    history: list[EpochStats], finished: bool, extra_metadata: dict[str, Any],
+    history: list[EpochStats], finished: bool, extra_metadata: dict[str, Any], raw_model: nn.Module | None = None,
 ) -> None:
     metadata = model_metadata(model, config=config, preprocessing=preprocessing)
     metadata["num_classes"] = num_classes
@@ -318,9 +337,7 @@ def _save(
     }
     metadata.update(extra_metadata)
     train_state = {"epoch": epoch, "elapsed_seconds": elapsed, "cpu_seconds": cpu, "generator": generator.get_state()}
-    save_checkpoint(
-        path,
-        model_state=model.state_dict(),
-        metadata=metadata,
-        extra={"head": head.state_dict(), "optimizer": optimizer.state_dict(), "train_state": train_state},
-    )
+    extra: dict[str, Any] = {"head": head.state_dict(), "optimizer": optimizer.state_dict(), "train_state": train_state}
+    if raw_model is not None:
+        extra["raw_model"] = raw_model.state_dict()
+    save_checkpoint(path, model_state=model.state_dict(), metadata=metadata, extra=extra)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facepp.errors import ConfigError
-from facepp.model.train import TrainResult, fit, learning_rate
+from facepp.model.train import EpochStats, TrainResult, fit, learning_rate
 from facepp.vision.align import PreprocessConfig
 
 from .conftest import SIZE, tiny_config
@@ -56,3 +56,47 @@ def test_fine_tune_init_checks_architecture(trained: TrainResult, tmp_path: Path
     with pytest.raises(CheckpointError, match="architecture"):
         fit(crops, labels, config=tiny_config(embedding_dim=8), preprocessing=pre,
             checkpoint_path=tmp_path / "bad.pt", init_checkpoint=trained.checkpoint, progress=False)
+
+
+def test_weight_average_is_published_and_survives_resume(tmp_path: Path, tiny_set: tuple[np.ndarray, np.ndarray]) -> None:
+    import torch
+
+    from facepp.model.checkpoint import load_checkpoint
+
+    crops, labels = tiny_set
+    pre = PreprocessConfig(input_size=SIZE)
+    straight = tmp_path / "straight.pt"
+    fit(crops, labels, config=tiny_config(epochs=2, ema=0.9), preprocessing=pre, checkpoint_path=straight, progress=False)
+    payload = load_checkpoint(straight)
+    published, raw = payload["model"], payload["raw_model"]
+    assert any(not torch.equal(published[k], raw[k]) for k in published if published[k].is_floating_point())
+
+    def crash_in_epoch_2(stats: EpochStats, model: object) -> None:
+        if stats.epoch == 2:
+            raise KeyboardInterrupt
+
+    resumed = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(crops, labels, config=tiny_config(epochs=2, ema=0.9), preprocessing=pre, checkpoint_path=resumed,
+            callbacks=[crash_in_epoch_2], progress=False)
+    fit(crops, labels, config=tiny_config(epochs=2, ema=0.9), preprocessing=pre, checkpoint_path=resumed, resume=True, progress=False)
+    again = load_checkpoint(resumed)
+    for key, value in published.items():
+        assert torch.allclose(again["model"][key].float(), value.float(), atol=1e-6), key
+
+
+def test_ema_decay_must_be_below_one() -> None:
+    with pytest.raises(ConfigError, match="ema"):
+        tiny_config(ema=1.0)
+
+
+def test_augment_presets_are_valid_and_keep_range() -> None:
+    import torch
+
+    from facepp.model.augment import AUGMENT_PRESETS, augment_batch
+
+    x = torch.rand(8, 3, SIZE, SIZE) * 2 - 1
+    for name, preset in AUGMENT_PRESETS.items():
+        out = augment_batch(x, preset, torch.Generator().manual_seed(0))
+        assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1, name
+    assert torch.allclose(augment_batch(x, AUGMENT_PRESETS["none"], torch.Generator().manual_seed(0)), x, atol=1e-5)
