@@ -1,10 +1,16 @@
-"""HTTP client of the matcher API (docs/matcher_api.md), for the terminal and tests.
+"""HTTP client of the matcher API v1 (docs/matcher_api.md): the terminal's and the tests'.
 
-Trusted side (terminal) or tests. Imports neither Flask nor SQLAlchemy nor any
-key: ciphertext messages come from ``CkksKeyHolder`` and go back to it. Errors
-come back as the :mod:`facepp.errors` class of the JSON ``code`` (``ProtocolError``,
-``KeyMismatchError``, ``AuthenticationError``, ``NotFoundError``,
-``ConflictError``), else :class:`MatcherRequestError`.
+Trusted side. Sends only public-key material, ciphertexts and opaque subject ids;
+imports neither Flask nor SQLAlchemy nor any key: ciphertext messages come from
+``CkksKeyHolder`` and go back to it. Thread-safe (one ``requests.Session`` per
+thread), so a multi-threaded terminal can share one client.
+
+Errors: 404 is :class:`~facepp.errors.NotFoundError` and 409
+:class:`~facepp.errors.ConflictError`, the two answers a caller acts on.
+Everything else (unreachable, a rejected API key, a key mismatch, a refused
+ciphertext, a 5xx, a malformed answer) is a :class:`MatcherError`: the back end
+failed, so a caller that is itself an HTTP service answers 502, never the
+matcher's 401 or 400 (the operator's request was fine).
 
 Example (terminal)::
 
@@ -19,35 +25,36 @@ Example (terminal)::
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from facepp.errors import (
-    AuthenticationError,
-    ConflictError,
-    FaceppError,
-    KeyMismatchError,
-    NotFoundError,
-    ProtocolError,
-)
+from facepp.errors import ConflictError, FaceppError, NotFoundError, ProtocolError
 from webapp.matcher.protocol import API_PREFIX, OCTET_STREAM, check_subject_id
 
 logger = logging.getLogger(__name__)
-_ERRORS: dict[str, type[FaceppError]] = {
-    cls.code: cls for cls in (ProtocolError, KeyMismatchError, AuthenticationError, NotFoundError, ConflictError)
-}
 
 
-class MatcherRequestError(FaceppError):
-    """A matcher answer with an error code this client has no class for (413, 500, ...)."""
+class MatcherError(FaceppError):
+    """The matcher is unreachable, refused the request or answered something unexpected.
 
-    def __init__(self, message: str, *, code: str, status: int) -> None:
+    Attributes:
+        matcher_code: The matcher's JSON error ``code`` (``unauthorized``, ``key_mismatch``,
+            ...), ``unreachable`` or ``bad_answer``.
+        matcher_status: The matcher's HTTP status (0 when it did not answer).
+    """
+
+    code = "matcher_unavailable"
+    http_status = 502
+
+    def __init__(self, message: str, *, matcher_code: str = "bad_answer", matcher_status: int = 0) -> None:
         super().__init__(message)
-        self.code = code
-        self.http_status = status
+        self.matcher_code = matcher_code
+        self.matcher_status = matcher_status
 
 
 class MatcherClient:
@@ -55,31 +62,52 @@ class MatcherClient:
 
     Args:
         base_url: e.g. ``http://127.0.0.1:8600`` (no trailing ``/api/v1``).
-        api_key: the bearer key from ``facepp-matcher create-api-key``.
+        api_key: the bearer key from ``facepp-matcher create-api-key`` (None: send none).
         timeout: seconds per request (a whole-block upload is 33.6 MB at dim 128).
-        session: optional ``requests.Session`` (connection reuse).
     """
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 120.0,
-                 session: requests.Session | None = None) -> None:
-        self.base_url = base_url.rstrip("/") + API_PREFIX
+    def __init__(self, base_url: str, api_key: str | None, *, timeout: float = 120.0) -> None:
+        self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._api_key = api_key
+        self._local = threading.local()
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            if self._api_key:
+                session.headers["Authorization"] = f"Bearer {self._api_key}"
+            self._local.session = session
+        return session
+
     def request(self, method: str, path: str, *, data: bytes | None = None,
                 params: dict[str, Any] | None = None) -> requests.Response:
-        """Send one request; raise the mapped :class:`FaceppError` on a 4xx/5xx answer."""
-        headers = dict(self._headers)
-        if data is not None:
-            headers["Content-Type"] = OCTET_STREAM
-        response = self.session.request(method, self.base_url + path, data=data, params=params,
-                                        headers=headers, timeout=self.timeout)
+        """Send one request; raise the mapped error on a 4xx/5xx answer or no answer."""
+        headers = {"Content-Type": OCTET_STREAM} if data is not None else {}
+        started = time.perf_counter()
+        try:
+            response = self._session().request(method, self.base_url + API_PREFIX + path, data=data, params=params,
+                                               headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise MatcherError(f"matcher unreachable at {self.base_url} ({type(exc).__name__})",
+                               matcher_code="unreachable") from None
+        logger.debug("matcher %s %s -> %d (%d B sent, %d B back, %.3f s)", method, path, response.status_code,
+                     len(data or b""), len(response.content), time.perf_counter() - started)
         if response.status_code >= 400:
-            raise _error_of(response)
+            raise _error_of(response, f"{method} {path}")
         return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            body = self.request(method, path, **kwargs).json()
+        except ValueError:
+            raise MatcherError(f"matcher answered {method} {path} with malformed JSON") from None
+        if not isinstance(body, dict):
+            raise MatcherError(f"matcher answered {method} {path} with unexpected JSON")
+        return body
 
     @staticmethod
     def _subject(subject_id: str) -> str:
@@ -88,23 +116,33 @@ class MatcherClient:
     # -- API -----------------------------------------------------------------------------------
 
     def health(self) -> bool:
-        """``True`` when the matcher answers ``{"status": "ok"}``."""
-        return bool(self.request("GET", "/health").json().get("status") == "ok")
+        """``True`` when the matcher answers ``{"status": "ok"}``; ``False`` when it cannot be reached."""
+        try:
+            return bool(self._json("GET", "/health").get("status") == "ok")
+        except MatcherError:
+            return False
 
     def register_bundle(self, bundle: bytes, *, dim: int) -> dict[str, Any]:
-        """PUT the public bundle; returns ``{"fingerprint", "dim"}``."""
-        return dict(self.request("PUT", "/bundle", data=bundle, params={"dim": dim}).json())
+        """PUT the public bundle (idempotent); returns ``{"fingerprint", "dim"}``.
+
+        Raises:
+            ConflictError: the matcher holds a non-empty gallery under another key.
+        """
+        return self._json("PUT", "/bundle", data=bundle, params={"dim": dim})
 
     def bundle(self) -> dict[str, Any] | None:
         """The registered bundle's ``{"fingerprint", "dim"}``, or ``None``."""
         try:
-            return dict(self.request("GET", "/bundle").json())
+            return self._json("GET", "/bundle")
         except NotFoundError:
             return None
 
     def subjects(self) -> list[str]:
-        """Enrolled subject ids, sorted."""
-        return list(self.request("GET", "/subjects").json()["subjects"])
+        """Enrolled (opaque) subject ids, sorted."""
+        subjects = self._json("GET", "/subjects").get("subjects")
+        if not isinstance(subjects, list) or not all(isinstance(s, str) for s in subjects):
+            raise MatcherError("matcher answered with a malformed subject list")
+        return subjects
 
     def enrol(self, subject_id: str, template: bytes) -> None:
         """Enrol a TEMPLATE message (``ConflictError`` if the id exists)."""
@@ -115,20 +153,26 @@ class MatcherClient:
         self.request("PUT", self._subject(subject_id), data=template)
 
     def delete(self, subject_id: str) -> int:
-        """Delete a subject; returns the block that now needs a refresh."""
-        return int(self.request("DELETE", self._subject(subject_id)).json()["stale_block"])
+        """Delete a subject (``NotFoundError`` if unknown); returns the block that now needs a refresh."""
+        stale = self._json("DELETE", self._subject(subject_id)).get("stale_block")
+        if not isinstance(stale, int) or isinstance(stale, bool):
+            raise MatcherError("matcher answered a deletion without its stale block")
+        return stale
 
     def verify(self, subject_id: str, probe: bytes) -> bytes:
         """1:1: SCORES message masked to ``subject_id`` (probe from ``encrypt_probe(verification=True)``)."""
         return self.request("POST", self._subject(subject_id) + "/score", data=probe).content
 
     def identify(self, probe: bytes) -> bytes:
-        """1:N: SCORES message for the whole gallery."""
+        """1:N: SCORES message for the whole gallery (probe from ``encrypt_probe(verification=False)``)."""
         return self.request("POST", "/identify", data=probe).content
 
     def stale_blocks(self) -> list[int]:
-        """Blocks holding deleted/replaced slots."""
-        return [int(i) for i in self.request("GET", "/blocks/stale").json()["blocks"]]
+        """Blocks holding deleted/replaced slots that await a refresh."""
+        blocks = self._json("GET", "/blocks/stale").get("blocks")
+        if not isinstance(blocks, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in blocks):
+            raise MatcherError("matcher answered with a malformed stale-block list")
+        return blocks
 
     def get_block(self, index: int) -> bytes:
         """BLOCK message of block ``index`` (occupancy = its live slots)."""
@@ -151,11 +195,15 @@ class MatcherClient:
         return done
 
 
-def live_slots(block: bytes, *, fingerprint: bytes | None = None) -> list[int]:
+def live_slots(block: bytes, *, fingerprint: bytes | None = None, slots: int | None = None) -> list[int]:
     """Occupied (live) slots of a BLOCK message, read from its bitmap without loading ciphertexts.
 
+    Args:
+        fingerprint: Refuse a block under another key.
+        slots: Refuse a bitmap that is not ``slots`` bits long (the key's slot count).
+
     Raises:
-        ProtocolError, KeyMismatchError: not a BLOCK message (of ``fingerprint``).
+        ProtocolError, KeyMismatchError: not a BLOCK message (of ``fingerprint``, of ``slots``).
     """
     import numpy as np
 
@@ -165,17 +213,23 @@ def live_slots(block: bytes, *, fingerprint: bytes | None = None) -> list[int]:
     env = wire.unpack(block, kind=wire.Kind.BLOCK, fingerprint=fingerprint)
     if not env.blobs:
         raise ProtocolError("block message carries no occupancy bitmap")
+    if slots is not None and len(env.blobs[0]) != slots // 8:
+        raise ProtocolError("block bitmap has the wrong length")
     bits = unpack_bitmap(env.blobs[0], slots=8 * len(env.blobs[0]))
     return [int(i) for i in np.flatnonzero(bits)]
 
 
-def _error_of(response: requests.Response) -> FaceppError:
+def _error_of(response: requests.Response, what: str) -> FaceppError:
     try:
         body = response.json()
         message, code = str(body["error"]), str(body["code"])
     except (ValueError, KeyError, TypeError):
-        message, code = f"HTTP {response.status_code} without a JSON error body", "http_error"
-    cls = _ERRORS.get(code)
-    if cls is not None:
-        return cls(message)
-    return MatcherRequestError(message, code=code, status=response.status_code)
+        message, code = f"HTTP {response.status_code} without a JSON error body", "bad_answer"
+    if response.status_code == 404:
+        return NotFoundError(message)
+    if response.status_code == 409:
+        return ConflictError(message)
+    if response.status_code == 401:
+        message = "the matcher rejected the API key (check the configured matcher API key)"
+    return MatcherError(f"matcher refused {what}: {response.status_code} {code}: {message}",
+                        matcher_code=code, matcher_status=response.status_code)

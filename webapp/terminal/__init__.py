@@ -6,10 +6,10 @@ Talks to the untrusted matcher (``docs/matcher_api.md``) with ciphertexts and
 opaque subject ids (HMAC of the names) only.
 
 Modules: ``config`` (frozen settings), ``keystore`` (key files, opaque ids),
-``db`` (operators and subject names, SQLAlchemy), ``matcher_client`` (HTTP client
-of the matcher), ``service`` (enrol / verify / identify / delete), ``uploads``
+``db`` (operators and subject names, SQLAlchemy), ``service`` (enrol / verify / identify / delete), ``uploads``
 (in-memory uploads), ``app`` (``create_app``), blueprints ``auth``, ``pages``,
-``api``, and ``cli`` (``facepp-terminal``). See ``docs/webapp_terminal.md``.
+``api``, and ``cli`` (``facepp-terminal``). It reaches the matcher through
+``webapp.matcher.client`` (the API's one client). See ``docs/webapp_terminal.md``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from facepp.model.embedder import Embedder
 from webapp.terminal.config import TerminalConfig
 from webapp.terminal.db import Database, Operator
 from webapp.terminal.keystore import TerminalKeys, ensure_private_dir
-from webapp.terminal.matcher_client import MatcherClient
+from webapp.matcher.client import MatcherClient
 from webapp.terminal.service import TerminalService, resolve_threshold
 from webapp.terminal.uploads import InMemoryRequest
 

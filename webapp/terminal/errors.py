@@ -6,6 +6,9 @@ Terminal only. Messages never echo images, embeddings, keys or full-precision sc
 from __future__ import annotations
 
 from facepp.errors import FaceppError, ImageError, NoFaceError
+from webapp.matcher.client import MatcherError
+
+__all__ = ["BadRequestError", "MatcherError", "SubjectIdError", "http_status"]
 
 
 class BadRequestError(FaceppError):
@@ -19,13 +22,6 @@ class SubjectIdError(BadRequestError):
     """A subject id that breaks the naming rules (see :func:`webapp.terminal.subjects.check_subject_id`)."""
 
     code = "bad_subject_id"
-
-
-class MatcherError(FaceppError):
-    """The matcher is unreachable, misconfigured or answered something unexpected."""
-
-    code = "matcher_unavailable"
-    http_status = 502
 
 
 #: Status codes that differ from the exception's own ``http_status`` at the terminal's HTTP boundary.

@@ -20,16 +20,20 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_packing import unpack_bitmap
 from facepp.data.images import decode_image_bytes
-from facepp.errors import ConfigError, ConflictError, FaceppError, NotFoundError, ProtocolError
+from facepp.errors import (
+    ConfigError,
+    ConflictError,
+    FaceppError,
+    NotFoundError,
+    ProtocolError,
+)
 from facepp.model.embedder import Embedder
+from webapp.matcher.client import MatcherClient, live_slots
 from webapp.terminal.config import TerminalConfig
 from webapp.terminal.db import Database
 from webapp.terminal.errors import BadRequestError, MatcherError, SubjectIdError
 from webapp.terminal.keystore import TerminalKeys, opaque_subject_id
-from webapp.terminal.matcher_client import MatcherClient
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +214,7 @@ class TerminalService:
                 return
             bundle = self.keys.holder.export_public_bundle()
             try:
-                answer = self.client.put_bundle(bundle, dim=self.dim)
+                answer = self.client.register_bundle(bundle, dim=self.dim)
             except ConflictError as exc:
                 raise ConfigError(f"the matcher already holds a gallery under another CKKS key: {exc}") from None
             if answer.get("fingerprint") not in (None, self.keys.holder.fingerprint_hex):
@@ -247,7 +251,7 @@ class TerminalService:
         opaque = self.opaque_id(name)
         self.ensure_registered()
         try:
-            self.client.add_subject(opaque, message)
+            self.client.enrol(opaque, message)
         except ConflictError:
             raise ConflictError(f"subject {name!r} is already enrolled") from None
         try:
@@ -260,7 +264,7 @@ class TerminalService:
 
     def _forget_on_matcher(self, opaque: str) -> None:
         try:
-            self.client.delete_subject(opaque)
+            self.client.delete(opaque)
         except FaceppError as exc:
             logger.error("could not undo enrolment %s on the matcher: %s", opaque[:8], exc)
 
@@ -278,7 +282,7 @@ class TerminalService:
             probe = self.keys.holder.encrypt_probe(vectors[0], verification=True)
         self.ensure_registered()
         try:
-            message = self.client.score(opaque, probe)
+            message = self.client.verify(opaque, probe)
         except NotFoundError:
             raise MatcherError(f"the matcher has no template for enrolled subject {name!r} (out of sync)") from None
         scores = self._decrypt(message)
@@ -340,7 +344,7 @@ class TerminalService:
         name, opaque = self._subject(name)
         self.ensure_registered()
         try:
-            self.client.delete_subject(opaque)
+            self.client.delete(opaque)
         except NotFoundError:
             logger.warning("subject %s was already gone from the matcher", opaque[:8])
         self.db.delete_subject(name)
@@ -364,22 +368,10 @@ class TerminalService:
         for index in self.client.stale_blocks():
             started = time.perf_counter()
             block = self.client.get_block(index)
-            keep = self.live_slots(block)
+            keep = live_slots(block, fingerprint=self.keys.holder.fingerprint, slots=self.keys.holder.params.slots)
             with self._crypto_lock:
                 fresh = self.keys.holder.refresh_block(block, dim=self.dim, keep_slots=keep)
             self.client.put_block(index, fresh)
             count += 1
             logger.info("refreshed block %d (%d live slots) in %.1f s", index, len(keep), time.perf_counter() - started)
         return count
-
-    def live_slots(self, block: bytes) -> list[int]:
-        """The occupancy bitmap of a BLOCK message (the matcher exports live slots only).
-
-        Raises:
-            ProtocolError: malformed or foreign block.
-        """
-        env = wire.unpack(block, kind=wire.Kind.BLOCK, fingerprint=self.keys.holder.fingerprint)
-        slots = self.keys.holder.params.slots
-        if not env.blobs or len(env.blobs[0]) != slots // 8:
-            raise ProtocolError("block bitmap has the wrong length")
-        return [int(i) for i in np.flatnonzero(unpack_bitmap(env.blobs[0], slots=slots))]

@@ -9,6 +9,7 @@ import requests
 from facepp.crypto.ckks_keys import CkksKeyHolder
 from facepp.errors import ConflictError, NotFoundError
 from tests.webapp.matcher.conftest import DIM, MatcherServer
+from webapp.matcher.client import MatcherError
 from tests.webapp.matcher.flows import (
     TOLERANCE,
     check_gallery,
@@ -144,7 +145,7 @@ def test_audit_log_records_calls_without_data(
 ) -> None:
     client = registered.client()
     client.enrol("alice-hmac", key_holder.encrypt_template(embeddings[0]))
-    with pytest.raises(Exception):
+    with pytest.raises(MatcherError, match="key_mismatch"):
         client.enrol("bob-hmac", other_key_holder.encrypt_template(embeddings[1]))
     client.verify("alice-hmac", key_holder.encrypt_probe(embeddings[0]))
     entries = registered.store().audit_entries()
@@ -195,10 +196,26 @@ def test_failed_write_leaves_memory_equal_to_storage(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(MatcherStore, "apply", broken)
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(MatcherError) as failure:
         client.enrol("lost", key_holder.encrypt_template(embeddings[1]))
-    assert getattr(failure.value, "http_status", None) == 500 and failure.value.code == "internal_error"
+    assert (failure.value.matcher_status, failure.value.matcher_code) == (500, "internal_error")
     monkeypatch.undo()
     assert client.subjects() == ["kept"]
     client.enrol("lost", key_holder.encrypt_template(embeddings[1]))
     check_gallery(client, key_holder, {"kept": embeddings[0], "lost": embeddings[1]}, embeddings[1])
+
+
+def test_client_maps_refusals_to_a_bad_gateway(registered: MatcherServer, key_holder: CkksKeyHolder) -> None:
+    from webapp.matcher.client import MatcherClient
+
+    with pytest.raises(MatcherError) as wrong_key:
+        registered.client(api_key="not-a-key").subjects()
+    assert (wrong_key.value.matcher_status, wrong_key.value.matcher_code, wrong_key.value.http_status) == (401, "unauthorized", 502)
+    with pytest.raises(MatcherError) as refused:
+        registered.client().enrol("s-bad", b"not a template")
+    assert refused.value.matcher_status == 400 and refused.value.http_status == 502
+    unreachable = MatcherClient("http://127.0.0.1:9", "k", timeout=5)
+    assert unreachable.health() is False
+    with pytest.raises(MatcherError) as down:
+        unreachable.subjects()
+    assert down.value.matcher_code == "unreachable"

@@ -25,6 +25,7 @@ import pytest
 from facepp.crypto.ckks_keys import CkksKeyHolder
 from tests.webapp.matcher.conftest import MatcherServer, snapshot
 from tests.webapp.matcher.flows import enrol_score_restart
+from webapp.matcher.client import MatcherError
 
 
 def _bindir() -> Path | None:
@@ -102,6 +103,6 @@ def test_enrol_score_restart_on_postgres(pg_matcher: MatcherServer, key_holder: 
     assert pg_matcher.state.store.engine.dialect.name == "postgresql"
     enrol_score_restart(pg_matcher, key_holder, embeddings)
     before = snapshot(pg_matcher)
-    with pytest.raises(Exception):
+    with pytest.raises(MatcherError, match="protocol_error"):
         pg_matcher.client().enrol("x", key_holder.encrypt_template(embeddings[0])[:-5])
     assert snapshot(pg_matcher) == before

@@ -132,6 +132,15 @@ def test_api_disabled_without_token(make_stack) -> None:  # type: ignore[no-unty
     expect(requests.get(f"{other.terminal_url}/api/subjects", headers=other.auth, timeout=30), 401, "unauthorized")
 
 
+def test_matcher_rejecting_the_terminal_key_is_502_not_401(make_stack, face_jpeg: bytes) -> None:  # type: ignore[no-untyped-def]
+    misconfigured = make_stack(matcher_api_key="not-the-matcher-key")
+    r = requests.post(f"{misconfigured.terminal_url}/api/enroll", headers=misconfigured.auth, timeout=60,
+                      data={"subject_id": "bob"}, files=image_part(face_jpeg))
+    body = expect(r, 502, "matcher_unavailable")
+    assert "API key" in body["error"]
+    assert misconfigured.terminal_app.extensions["terminal"].db.subjects() == []
+
+
 def test_duplicate_enrolment_refused_with_409(stack: Stack, alice: str, face_jpeg: bytes) -> None:
     body = expect(stack.api("POST", "/enroll", data={"subject_id": alice}, files=image_part(face_jpeg)), 409, "conflict")
     assert "already enrolled" in body["error"]
@@ -162,7 +171,7 @@ def test_sql_looking_id_is_stored_verbatim_and_harmless(stack: Stack, face_jpeg:
     # The matcher only ever saw the opaque id.
     service = stack.terminal_app.extensions["terminal"]
     assert re.fullmatch(r"[0-9a-f]{32}", service.opaque_id(name))
-    assert service.opaque_id(name) in service.client.list_subjects()
+    assert service.opaque_id(name) in service.client.subjects()
     assert stack.api("DELETE", f"/subjects/{name}").status_code == 200
 
 
