@@ -31,6 +31,7 @@ from training.simulate import SimulationConfig, simulate
 KEYS = ("rounds", "local_epochs", "model_parameters", "encrypted_round_s", "plaintext_round_s", "round_time_ratio",
         "upload_bytes_per_round", "plaintext_bytes_per_round", "encrypted_accuracy", "plaintext_accuracy",
         "max_abs_weight_diff", "plaintext_leak_found")
+FIXED_POINT_KEYS = ("fixed_point_twin_max_abs_diff", "fixed_point_twin_accuracy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds (default 2 quick, 4 full)")
     parser.add_argument("--local-epochs", type=int, nargs="+", help="local epochs per round to compare (default 1 quick, 1 3 full)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to repeat each setting with (default 0)")
+    parser.add_argument("--fixed-point-twin", action="store_true",
+                        help="also run the fixed-point aggregation in the clear (must equal the encrypted run exactly)")
     parser.add_argument("--json", metavar="PATH", help="write the result as JSON here")
     args = parser.parse_args(argv)
     data = args.data or Path(os.environ.get("FACEPP_DATA", "../shared/data")) / "orl"
@@ -48,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     for epochs in args.local_epochs or ([1] if args.quick else [1, 3]):
         for seed in args.seeds:
             config = SimulationConfig(data=data, participants=3, rounds=rounds, local_epochs=epochs, seed=seed,
-                                      train=TrainConfig(batch_size=32, lr=3e-3, num_threads=1, seed=seed))
+                                      train=TrainConfig(batch_size=32, lr=3e-3, num_threads=1, seed=seed),
+                                      fixed_point_twin=args.fixed_point_twin)
             report = simulate(config)
-            rows.append({"local_epochs": epochs, "seed": seed, **{k: report[k] for k in KEYS if k != "local_epochs"}})
+            keys = KEYS + (FIXED_POINT_KEYS if args.fixed_point_twin else ())
+            rows.append({"local_epochs": epochs, "seed": seed, **{k: report[k] for k in keys if k != "local_epochs"}})
     print_table(f"Encrypted vs plaintext FedAvg round, 3 participants, {data.name}", rows)
     summary = {**gap_summary([100 * (r["encrypted_accuracy"] - r["plaintext_accuracy"]) for r in rows]),
                "max_round_time_ratio": max(r["round_time_ratio"] for r in rows)}

@@ -127,6 +127,9 @@ def build_federation_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-scale", type=float, default=10000.0,
                         help="public upper bound on any participant's sample count (FedAvg weights n/scale stay <= 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fixed-point-twin", action="store_true",
+                        help="also run the encrypted protocol's fixed-point aggregation in the clear; it must equal the "
+                             "encrypted run bit for bit (reports fixed_point_twin_max_abs_diff and its accuracy)")
     add_dp_arguments(parser)
     return parser
 
@@ -188,6 +191,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fixed-point-twin", action="store_true",
+                        help="also run the encrypted protocol's fixed-point aggregation in the clear; it must equal the "
+                             "encrypted run bit for bit (reports fixed_point_twin_max_abs_diff and its accuracy)")
     add_dp_arguments(parser)
 
 
@@ -203,7 +209,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         data=data, participants=args.participants, rounds=args.rounds, partition=args.partition,
         local_epochs=args.local_epochs, seed=args.seed, key_bits=args.key_bits, input_size=args.input_size,
         train=TrainConfig(backbone=args.backbone, batch_size=args.batch_size, lr=args.lr, num_threads=1, seed=args.seed),
-        workdir=args.workdir, dp=dp_config(args, min_contributors=args.participants),
+        workdir=args.workdir, dp=dp_config(args, min_contributors=args.participants), fixed_point_twin=args.fixed_point_twin,
     )
     report = simulate(config)
     text = json.dumps(report, indent=2)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from facepp.crypto.packing import PackingPlan, decode, encode
 from facepp.errors import ProtocolError
 
 
@@ -46,7 +47,16 @@ def average_from_sum(total: np.ndarray) -> np.ndarray:
     return (np.asarray(total[:-1], dtype=np.float64) / weight).astype(np.float32)
 
 
-def fedavg(contributions: Sequence[tuple[np.ndarray, int]], *, sample_scale: float) -> np.ndarray:
-    """Plaintext reference: the same aggregation without encryption."""
-    total = np.sum([weighted_contribution(w, n, sample_scale=sample_scale) for w, n in contributions], axis=0)
-    return average_from_sum(total)
+def fedavg(contributions: Sequence[tuple[np.ndarray, int]], *, sample_scale: float, plan: PackingPlan | None = None) -> np.ndarray:
+    """Plaintext reference: the same aggregation without encryption.
+
+    Args:
+        plan: None: float64 sums (FedAvg as usually written). A packing plan: the encrypted
+            protocol's arithmetic in the clear, each contribution fixed-point encoded and the
+            integers summed, so the result equals the decrypted encrypted aggregate bit for bit.
+    """
+    vectors = [weighted_contribution(w, n, sample_scale=sample_scale) for w, n in contributions]
+    if plan is None:
+        return average_from_sum(np.sum(vectors, axis=0))
+    slots = np.asarray(np.sum([encode(v, plan) for v in vectors], axis=0, dtype=np.uint64))
+    return average_from_sum(decode(slots, plan, summands=len(vectors)))

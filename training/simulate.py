@@ -5,7 +5,11 @@ the parameter server and K participant processes (real HTTP, separate
 processes), follows the rounds with a progress bar, evaluates the final model
 identity-disjoint, runs plaintext FedAvg with the same seeds and partitions
 (K worker processes, no network, no encryption), and audits every byte the
-server received and stored.
+server received and stored. With ``fixed_point_twin`` it also runs the encrypted
+protocol's fixed-point arithmetic in the clear: that twin must equal the
+encrypted run bit for bit after every round, which separates what encryption
+costs (nothing) from what fixed-point rounding does to training (chaotic
+divergence from the float twin, no systematic loss).
 """
 
 from __future__ import annotations
@@ -29,16 +33,29 @@ import requests
 from tqdm import tqdm
 
 from facepp.crypto.encrypted_vector import EncryptedVector
+from facepp.crypto.packing import PackingPlan
 from facepp.crypto.paillier import SecretKey, VectorCipher
 from facepp.evaluation.verify import evaluate_folder
 from facepp.model import TrainConfig
+from facepp.vision.align import PreprocessConfig
 from training.audit import find_leaks, read_tree
 from training.ceremony import create_federation
 from training.fedavg import average_from_sum, fedavg
-from training.local import build_model, flat_weights, load_flat_weights, local_trainer, save_global_model
+from training.local import (
+    build_model,
+    flat_weights,
+    load_flat_weights,
+    local_trainer,
+    save_global_model,
+)
 from training.participant import LocalTrainer
 from training.privacy import DPConfig, epsilon_after
-from training.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
+from training.spec import (
+    TrainingSpec,
+    participant_crops,
+    preprocessing_for,
+    split_for_federation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +75,7 @@ class SimulationConfig:
     workdir: Path | None = None
     cache_dir: Path | None = None
     dp: DPConfig | None = None
+    fixed_point_twin: bool = False
 
 
 def _dp_noise_seed(spec: TrainingSpec, index: int) -> int:
@@ -92,8 +110,13 @@ def _twin_train(weights: np.ndarray, round_: int) -> tuple[np.ndarray, int]:
     return update.weights, update.samples
 
 
-def run_plaintext_twin(spec: TrainingSpec, data: Path, initial: np.ndarray, cache_dir: Path | None) -> tuple[list[np.ndarray], list[float]]:
-    """Plaintext FedAvg with the same seeds and partitions: weights after each round, and round times."""
+def run_plaintext_twin(spec: TrainingSpec, data: Path, initial: np.ndarray, cache_dir: Path | None, *,
+                       plan: PackingPlan | None = None, desc: str = "plaintext FedAvg") -> tuple[list[np.ndarray], list[float]]:
+    """Plaintext FedAvg with the same seeds and partitions: weights after each round, and round times.
+
+    Args:
+        plan: Aggregate with this fixed-point plan in the clear (see :func:`training.fedavg.fedavg`).
+    """
     context = multiprocessing.get_context("forkserver")
     pools = [ProcessPoolExecutor(1, mp_context=context, initializer=_init_twin,
                                  initargs=(spec.to_json(), str(data), i, str(cache_dir) if cache_dir else None))
@@ -102,10 +125,10 @@ def run_plaintext_twin(spec: TrainingSpec, data: Path, initial: np.ndarray, cach
         for pool in pools:  # build the trainers before timing (as participants do before round 1)
             pool.submit(time.sleep, 0).result()
         weights, history, times = initial, [], []
-        for round_ in tqdm(range(1, spec.total_rounds + 1), desc="plaintext FedAvg", unit="round"):
+        for round_ in tqdm(range(1, spec.total_rounds + 1), desc=desc, unit="round"):
             start = time.perf_counter()
             results = [f.result() for f in [p.submit(_twin_train, weights, round_) for p in pools]]
-            weights = fedavg(results, sample_scale=spec.sample_scale)
+            weights = fedavg(results, sample_scale=spec.sample_scale, plan=plan)
             times.append(time.perf_counter() - start)
             history.append(weights)
         return history, times
@@ -170,6 +193,7 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     start = _decrypt_model(secret, fed.server_state / "models" / "model-00000.bin")
     plain_history, plain_times = run_plaintext_twin(spec, config.data, start, cache_dir)
     round1 = _decrypt_model(secret, fed.server_state / "models" / "model-00001.bin")
+    plan = EncryptedVector.from_bytes((fed.server_state / "models" / "model-00000.bin").read_bytes(), secret.public_key).plan
     preprocessing = preprocessing_for(split, spec)
     encrypted_model = fed.participant_dir(names[0]) / "global_model.pt"
     plaintext_model = workdir / "plaintext_model.pt"
@@ -182,7 +206,6 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     plaintext_eval = evaluate_folder(plaintext_model, config.data, cache_dir=cache_dir, **eval_kwargs).summary()
 
     contributions = {f"{p.parent.name} {p.stem}": np.load(p) for p in sorted((workdir / "audit").rglob("*.npy"))}
-    plan = EncryptedVector.from_bytes((fed.server_state / "models" / "model-00000.bin").read_bytes(), secret.public_key).plan
     leaks = find_leaks(received.read_bytes() + read_tree([fed.root / "server"]), contributions, plan)
     rounds = status["rounds"]
     timed = rounds[1:] if len(rounds) > 1 else rounds  # round 1 also includes participant start-up
@@ -214,9 +237,28 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
             "epsilon": epsilon_after(config.rounds, config.dp)},
     }
     report["round_time_ratio"] = report["encrypted_round_s"] / report["plaintext_round_s"]
+    if config.fixed_point_twin:
+        report.update(_fixed_point_twin(spec, config, secret, fed.server_state / "models", start, round1, plan, cache_dir,
+                                        workdir, preprocessing, eval_kwargs))
     if config.workdir is None:
         shutil.rmtree(workdir / "cache", ignore_errors=True)
     return report
+
+
+def _fixed_point_twin(spec: TrainingSpec, config: SimulationConfig, secret: SecretKey, models: Path, start: np.ndarray,
+                      round1: np.ndarray, plan: PackingPlan, cache_dir: Path, workdir: Path,
+                      preprocessing: PreprocessConfig, eval_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The encrypted protocol's arithmetic in the clear; compared with the encrypted run after rounds 1 and R."""
+    history, _ = run_plaintext_twin(spec, config.data, start, cache_dir, plan=plan, desc="fixed-point FedAvg")
+    last = _decrypt_model(secret, models / f"model-{spec.total_rounds:05d}.bin")
+    path = workdir / "fixed_point_model.pt"
+    model = build_model(spec.train, spec.input_size)
+    load_flat_weights(model, history[-1])
+    save_global_model(path, model, config=spec.train, preprocessing=preprocessing, extra={})
+    return {
+        "fixed_point_twin_max_abs_diff": float(max(np.max(np.abs(round1 - history[0])), np.max(np.abs(last - history[-1])))),
+        "fixed_point_twin_accuracy": evaluate_folder(path, config.data, cache_dir=cache_dir, **eval_kwargs).summary()["accuracy"],
+    }
 
 
 def _decrypt_model(secret: SecretKey, path: Path) -> np.ndarray:

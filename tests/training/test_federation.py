@@ -13,18 +13,22 @@ import pytest
 
 from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_participant
 from tests.training.toy_participant import SAMPLE_SCALE, toy_update
-from training.fedavg import fedavg
+from facepp.crypto.encrypted_vector import EncryptedVector
+from facepp.crypto.packing import PackingPlan
+from facepp.crypto.paillier import SecretKey, VectorCipher
+from training.fedavg import average_from_sum, fedavg
 
 # Per round the decoded average errs by at most K * 2**-(f+1) / sum(w) = 3 * 1.9e-6 / 0.3 (f = 18,
 # toy weights >= 0.1 each); two rounds stay below 4e-5.
 TOLERANCE = 1e-4
 
 
-def expected_fedavg(initial: np.ndarray, rounds: int, names_per_round: list[tuple[str, ...]]) -> np.ndarray:
+def expected_fedavg(initial: np.ndarray, rounds: int, names_per_round: list[tuple[str, ...]],
+                    plan: PackingPlan | None = None) -> np.ndarray:
     weights = initial
     for round_, names in zip(range(1, rounds + 1), names_per_round):
         updates = [toy_update(weights, name, round_) for name in names]
-        weights = fedavg([(u.weights, u.samples) for u in updates], sample_scale=SAMPLE_SCALE)
+        weights = fedavg([(u.weights, u.samples) for u in updates], sample_scale=SAMPLE_SCALE, plan=plan)
     return weights
 
 
@@ -40,14 +44,22 @@ def uploads_in(state: Path, round_: int) -> int:
         return db.execute("SELECT COUNT(*) FROM uploads WHERE round = ?", (round_,)).fetchone()[0]
 
 
-def test_encrypted_federation_equals_plaintext_fedavg(server: ServerProcess, initial_weights: np.ndarray, tmp_path: Path) -> None:
+def test_encrypted_federation_equals_plaintext_fedavg(
+    server: ServerProcess, initial_weights: np.ndarray, paillier_key: SecretKey, tmp_path: Path
+) -> None:
     fed = server.federation
     procs = [start_toy_participant(fed, name, server.url, out=tmp_path / f"{name}.npy") for name in PARTICIPANTS]
     wait_all(procs)
     expected = expected_fedavg(initial_weights, 2, [PARTICIPANTS, PARTICIPANTS])
+    model_0 = (fed.server_state / "models" / "model-00000.bin").read_bytes()
+    plan = EncryptedVector.from_bytes(model_0, paillier_key.public_key).plan
+    start = average_from_sum(VectorCipher(paillier_key, plan).decrypt(EncryptedVector.from_bytes(model_0, paillier_key.public_key)))
+    exact = expected_fedavg(start, 2, [PARTICIPANTS, PARTICIPANTS], plan=plan)
     for name in PARTICIPANTS:
         got = np.load(tmp_path / f"{name}.npy")
         assert np.max(np.abs(got - expected)) < TOLERANCE
+        # The same fixed-point arithmetic in the clear, from the decrypted W_0: equal bit for bit.
+        assert np.array_equal(got, exact)
     assert not np.allclose(expected, initial_weights)  # training moved the model
 
 

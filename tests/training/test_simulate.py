@@ -15,7 +15,7 @@ def test_simulate_matches_plaintext_fedavg_and_leaks_nothing(data_root: Path, tm
     out = tmp_path / "report.json"
     code = main(["-q", "simulate", "--participants", "2", "--rounds", "2", "--local-epochs", "1", "--data",
                  str(data_root / "orl"), "--backbone", "mobilefacenet-tiny", "--input-size", "32",
-                 "--workdir", str(tmp_path / "sim"), "--json", str(out)])
+                 "--workdir", str(tmp_path / "sim"), "--json", str(out), "--fixed-point-twin"])
     assert code == 0
     report = json.loads(out.read_text())
     for key in ("rounds", "participants", "encrypted_accuracy", "plaintext_accuracy", "max_abs_weight_diff",
@@ -26,6 +26,10 @@ def test_simulate_matches_plaintext_fedavg_and_leaks_nothing(data_root: Path, tm
     assert report["plaintext_leak_found"] is False and report["contributions_audited"] == 4
     # Round-1 local updates are identical; only fixed-point aggregation differs (weights n/scale, sum >= 1).
     assert report["max_abs_weight_diff"] <= 2 * report["fixed_point_step"]
+    # The encrypted protocol's arithmetic in the clear reproduces the encrypted run exactly, through round 2:
+    # encryption adds no error; all that differs from float FedAvg is the fixed-point rounding.
+    assert report["fixed_point_twin_max_abs_diff"] == 0.0
+    assert report["fixed_point_twin_accuracy"] == report["encrypted_accuracy"]
     assert report["upload_bytes_per_round"] > report["plaintext_bytes_per_round"]
     assert report["eval_pairs"] == 900  # all genuine pairs of s31-s40 and as many impostors
     assert (tmp_path / "sim" / "federation" / "participants" / "org1" / "global_model.pt").is_file()
