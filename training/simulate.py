@@ -7,7 +7,8 @@ identity-disjoint, runs plaintext FedAvg with the same seeds and partitions
 (K worker processes, no network, no encryption), and audits every byte the
 server received and stored. With ``fixed_point_twin`` it also runs the encrypted
 protocol's fixed-point arithmetic in the clear: that twin must equal the
-encrypted run bit for bit after every round, which separates what encryption
+encrypted run bit for bit after round 1 and after the last round (any difference
+in between would have grown by then), which separates what encryption
 costs (nothing) from what fixed-point rounding does to training (chaotic
 divergence from the float twin, no systematic loss).
 """
