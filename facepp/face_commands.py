@@ -41,7 +41,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--augment", choices=["default", "strong", "none"], default="default",
-                   help="augmentation preset (strong: for large runs that overfit, e.g. LFW)")
+                   help="augmentation preset (strong: wider geometry, more colour jitter and erasing; "
+                        "on LFW it did not beat default, see docs/face_pipeline.md)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="publish an exponential moving average of the weights with this decay per step, "
                         "e.g. 0.998 (0: off)")

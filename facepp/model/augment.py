@@ -42,7 +42,7 @@ class AugmentConfig:
 
 AUGMENT_PRESETS: dict[str, AugmentConfig] = {
     "default": AugmentConfig(),
-    # For large, overfitting runs (LFW): wider geometry, stronger colour, more occlusion.
+    # Wider geometry, stronger colour, more occlusion (measured on LFW: no better than default).
     "strong": AugmentConfig(
         max_rotate_deg=15.0, max_shift=0.08, scale_range=(0.85, 1.2), brightness=0.25,
         contrast=0.4, saturation=0.4, grayscale=0.2, erase=0.5,
