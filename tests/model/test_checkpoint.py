@@ -65,7 +65,7 @@ def test_foreign_files_are_refused(tmp_path: Path, kind: str) -> None:
     elif kind == "foreign-dict":
         torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
     elif kind == "text":
-        path.write_bytes(pickle.dumps("hello") + b"junk")
+        path.write_bytes(pickle.dumps("hello", protocol=2) + b"junk")
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
 
