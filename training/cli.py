@@ -127,9 +127,6 @@ def build_federation_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-scale", type=float, default=10000.0,
                         help="public upper bound on any participant's sample count (FedAvg weights n/scale stay <= 1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fixed-point-twin", action="store_true",
-                        help="also run the encrypted protocol's fixed-point aggregation in the clear; it must equal the "
-                             "encrypted run bit for bit (reports fixed_point_twin_max_abs_diff and its accuracy)")
     add_dp_arguments(parser)
     return parser
 
