@@ -364,14 +364,13 @@ class TerminalService:
             The number of blocks refreshed.
         """
         self.ensure_registered()
-        count = 0
-        for index in self.client.stale_blocks():
+
+        def refresh(block: bytes) -> bytes:
             started = time.perf_counter()
-            block = self.client.get_block(index)
             keep = live_slots(block, fingerprint=self.keys.holder.fingerprint, slots=self.keys.holder.params.slots)
             with self._crypto_lock:
                 fresh = self.keys.holder.refresh_block(block, dim=self.dim, keep_slots=keep)
-            self.client.put_block(index, fresh)
-            count += 1
-            logger.info("refreshed block %d (%d live slots) in %.1f s", index, len(keep), time.perf_counter() - started)
-        return count
+            logger.info("re-encrypted a block (%d live slots) in %.1f s", len(keep), time.perf_counter() - started)
+            return fresh
+
+        return len(self.client.refresh_stale_blocks(refresh))
