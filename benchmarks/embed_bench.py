@@ -2,7 +2,8 @@
 
 Each image is processed alone (batch of one), as the web app does for a capture:
 read + decode the file, Haar detection on the padded image, eye alignment and crop,
-then the CNN (with mirror test-time augmentation unless ``--no-flip``).
+then the CNN on every test-time view (crop scales, and their mirror images unless
+``--no-flip``).
 
 Run: ``python -m benchmarks.embed_bench [--quick] [--json out/embed_bench.json] [--model M]``.
 Without ``--model`` an untrained network of the default shape is timed (same cost).
@@ -28,7 +29,7 @@ from facepp.errors import NoFaceError
 from facepp.evaluation.verify import write_json
 from facepp.model.backbone import build_backbone
 from facepp.model.embedder import Embedder
-from facepp.vision.align import PreprocessConfig
+from facepp.vision.align import DEFAULT_TTA_SCALES, PreprocessConfig
 
 logger = logging.getLogger("benchmarks.embed_bench")
 
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="torch and OpenCV threads (default 1: a batch of one gains nothing from more, and loses under load)")
     p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
+                   help="test-time crop scales (default: the checkpoint's, or those of a new checkpoint)")
     p.add_argument("--json", type=Path)
     return p
 
@@ -51,9 +54,15 @@ def _embedder(args: argparse.Namespace) -> Embedder:
 
     cv2.setNumThreads(args.threads)
     if args.model:
-        return Embedder.from_checkpoint(args.model, flip_tta=not args.no_flip, num_threads=args.threads)
-    torch.set_num_threads(args.threads)
-    return Embedder(build_backbone("resface"), PreprocessConfig(input_size=64), flip_tta=not args.no_flip)
+        embedder = Embedder.from_checkpoint(args.model, flip_tta=not args.no_flip, num_threads=args.threads)
+    else:
+        torch.set_num_threads(args.threads)
+        config = PreprocessConfig(input_size=64, tta_scales=DEFAULT_TTA_SCALES)
+        embedder = Embedder(build_backbone("resface"), config, flip_tta=not args.no_flip)
+    if args.tta_scales:
+        config = PreprocessConfig.from_dict({**embedder.preprocessor.config.to_dict(), "tta_scales": args.tta_scales})
+        embedder = Embedder(embedder.model, config, metadata=embedder.metadata, flip_tta=not args.no_flip)
+    return embedder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     paths += [orl[i].path for i in rng.choice(len(orl), n - n // 2, replace=False)]
     for p in paths[:5]:  # warm-up (cascade load, allocator)
         try:
-            embedder.embed_crops(embedder.align(read_image(p)).pixels[None])
+            embedder.embed_crops(embedder.align(read_image(p)).views[None])
         except NoFaceError:
             pass
     decode, detect, embed, total = [], [], [], []
@@ -84,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             no_face += 1
             continue
         t2 = time.perf_counter()
-        embedder.embed_crops(aligned.pixels[None])
+        embedder.embed_crops(aligned.views[None])
         t3 = time.perf_counter()
         decode.append(t1 - t0)
         detect.append(t2 - t1)
@@ -98,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "no_face": no_face,
         "threads": args.threads,
         "flip_tta": not args.no_flip,
+        "tta_scales": list(embedder.preprocessor.config.tta_scales),
         "input_size": embedder.preprocessor.config.input_size,
         "ms_per_image": float(totals.mean()),
         "ms_per_image_median": float(np.median(totals)),
@@ -113,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':<16} {'ms/image':>9}")  # noqa: T201 - benchmark output
     for key in ("ms_decode", "ms_detect_align", "ms_embed", "ms_per_image", "ms_per_image_median", "ms_per_image_p95"):
         print(f"{key[3:] or 'total':<16} {result[key]:>9.2f}")  # noqa: T201
-    print(f"CPU time per image {cpu_ms:.2f} ms (wall-clock above includes waiting for the CPU under load)")  # noqa: T201
+    views = len(result["tta_scales"]) * (2 if result["flip_tta"] else 1)
+    print(f"{views} views per image (scales {result['tta_scales']}, flip {result['flip_tta']}); "  # noqa: T201
+          f"CPU time per image {cpu_ms:.2f} ms (wall-clock above includes waiting for the CPU under load)")
     print(f"images/s {result['images_per_second']:.1f}, peak RSS {result['peak_rss_mib']:.0f} MiB, "  # noqa: T201
           f"{no_face} of {len(paths)} without a face, load {result['load_average_1min']:.1f}")
     if args.json:

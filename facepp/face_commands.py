@@ -102,6 +102,9 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-genuine", type=int, help="subsample genuine pairs (no --pairs)")
     p.add_argument("--mode", choices=["center", "detect"], help="preprocessing (default: preset of the layout)")
     p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
+    p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
+                   help="test-time crop scales whose embeddings are summed, e.g. 1 for the training crop alone "
+                        "(default: the checkpoint's; with --calibrate-far they are stored with the thresholds)")
     p.add_argument("--seed", type=int, default=0, help="seed for built pairs")
     p.add_argument("--json", type=Path, help="write the metrics here")
     p.add_argument("--roc", type=Path, help="write the ROC plot (PNG) here")
@@ -116,7 +119,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate_folder(
         args.model, args.data, pairs_file=args.pairs, identities=args.identities, max_genuine=args.max_genuine,
-        mode=args.mode, flip_tta=not args.no_flip, seed=args.seed, num_threads=args.threads,
+        mode=args.mode, flip_tta=not args.no_flip, tta_scales=args.tta_scales, seed=args.seed, num_threads=args.threads,
         cache_dir=args.cache_dir or _default_cache_dir(),
     )
     write_report(report, json_path=args.json, roc_path=args.roc)
@@ -152,8 +155,8 @@ def _run_embed(args: argparse.Namespace) -> int:
 
     meta = load_checkpoint(args.model)["metadata"]
     base = meta.get("inference_preprocessing") or meta["preprocessing"]
-    if args.mode == "center":
-        base = {**meta["preprocessing"], "mode": "center"}
+    if args.mode == "center":  # the training crop, at the inference scales
+        base = {**meta["preprocessing"], "mode": "center", "tta_scales": base.get("tta_scales", [1.0])}
     embedder = Embedder.from_checkpoint(
         args.model, preprocessing=PreprocessConfig.from_dict({**base, "mode": args.mode}),
         flip_tta=not args.no_flip, num_threads=args.threads,
@@ -162,7 +165,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     crops = []
     for path in args.images:
         aligned = embedder.align(read_image(path))
-        crops.append(aligned.pixels)
+        crops.append(aligned.views)
         records.append({"file": str(path), "faces_found": aligned.faces_found, "eyes_aligned": aligned.eyes_aligned})
     vectors = embedder.embed_crops(np.stack(crops))
     if args.out and args.out.suffix == ".npy":

@@ -21,9 +21,9 @@ import numpy as np
 from facepp.data.datasets import load_dataset
 from facepp.data.protocol import Pair, build_pairs, read_pairs
 from facepp.evaluation import metrics
-from facepp.model.checkpoint import update_metadata
+from facepp.model.checkpoint import load_checkpoint, update_metadata
 from facepp.model.embedder import Embedder
-from facepp.vision.align import PreprocessConfig, preset_for
+from facepp.vision.align import FacePreprocessor, PreprocessConfig, preset_for
 from facepp.vision.cache import preprocess_paths
 
 logger = logging.getLogger(__name__)
@@ -78,15 +78,20 @@ class VerificationReport:
 
 
 def score_pairs(embedder: Embedder, pairs: Sequence[Pair], *, cache_dir: Path | None = None) -> tuple[np.ndarray, int]:
-    """Cosine similarity of every pair (each distinct image embedded once).
+    """Cosine similarity of every pair (each distinct image embedded once, at every test-time scale).
 
     Returns:
         ((N,) float64 scores, number of images the preprocessor could not handle: those get
         a black crop and are reported, never silently dropped).
     """
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-    crops, ok = preprocess_paths(paths, embedder.preprocessor, cache_dir=cache_dir, progress=False)
-    vectors = embedder.embed_crops(crops)
+    detector = embedder.preprocessor.detector
+    views, ok = [], np.ones(len(paths), dtype=bool)
+    for view in embedder.preprocessor.config.views():  # each view's crops are cached on their own
+        crops, view_ok = preprocess_paths(paths, FacePreprocessor(view, detector), cache_dir=cache_dir, progress=False)
+        views.append(crops)
+        ok &= view_ok
+    vectors = embedder.embed_crops(np.stack(views, axis=1))
     index = {p: i for i, p in enumerate(paths)}
     a = vectors[[index[p.path_a] for p in pairs]]
     b = vectors[[index[p.path_b] for p in pairs]]
@@ -102,6 +107,7 @@ def evaluate_folder(
     max_genuine: int | None = None,
     mode: str | None = None,
     flip_tta: bool = True,
+    tta_scales: Sequence[float] | None = None,
     seed: int = 0,
     num_threads: int | None = 2,
     cache_dir: Path | None = None,
@@ -116,6 +122,7 @@ def evaluate_folder(
         max_genuine: Subsample the built genuine pairs.
         mode: ``center`` / ``detect`` (None: the layout preset, e.g. centre crop for LFW/ORL).
         flip_tta: Mirror test-time augmentation.
+        tta_scales: Test-time crop scales (None: the checkpoint's inference scales).
         seed: Seed for built pairs.
         num_threads: torch CPU threads.
         cache_dir: Crop cache folder.
@@ -126,9 +133,9 @@ def evaluate_folder(
     dataset = load_dataset(data)
     embedder0 = Embedder.from_checkpoint(model_path, flip_tta=flip_tta, num_threads=num_threads)
     size = embedder0.preprocessor.config.input_size
+    scales = tuple(tta_scales) if tta_scales is not None else embedder0.preprocessor.config.tta_scales
     preset = preset_for(dataset.layout, input_size=size, mode=mode)
-    if preset.mode == "detect":
-        preset = PreprocessConfig.from_dict({**preset.to_dict(), "fallback_center": True})
+    preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": preset.fallback_center or preset.mode == "detect"})
     embedder = Embedder(embedder0.model, preset, metadata=embedder0.metadata, flip_tta=flip_tta)
     if pairs_file is not None:
         pairs = read_pairs(pairs_file, dataset.root)
@@ -142,7 +149,7 @@ def evaluate_folder(
     folds = np.array([p.fold for p in pairs])
     return VerificationReport.from_scores(
         scores, labels, folds, dataset=Path(data).name, pairs_source=source, preprocessing_mode=preset.mode,
-        flip_tta=flip_tta, preprocess_failures=failures, model=Path(model_path).name,
+        flip_tta=flip_tta, tta_scales=list(scales), preprocess_failures=failures, model=Path(model_path).name,
     )
 
 
@@ -182,14 +189,25 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
             "impostor_pairs": int(impostor.size),
             "dataset": report.info.get("dataset"),
             "pairs_source": report.info.get("pairs_source"),
+            "flip_tta": report.info.get("flip_tta"),
+            "tta_scales": report.info.get("tta_scales"),
             "note": "FAR below 1 / impostor_pairs is not resolved by this data",
         },
     }
 
 
 def store_calibration(model_path: str | Path, report: VerificationReport, *, far: float) -> dict[str, Any]:
-    """Write :func:`calibration` into the checkpoint metadata (atomic rewrite). Returns it."""
+    """Write :func:`calibration` into the checkpoint metadata (atomic rewrite). Returns it.
+
+    The thresholds only hold for the test-time scales they were measured with, so those
+    become the checkpoint's inference scales.
+    """
     values = calibration(report, far=far)
+    scales = report.info.get("tta_scales")
+    if scales:
+        meta = load_checkpoint(model_path)["metadata"]
+        inference = meta.get("inference_preprocessing") or meta["preprocessing"]
+        values["inference_preprocessing"] = PreprocessConfig.from_dict({**inference, "tta_scales": scales}).to_dict()
     update_metadata(model_path, values)
     logger.info("stored threshold %.4f (FAR %g) into %s", values["threshold"], far, model_path)
     return values

@@ -35,7 +35,8 @@ class Embedder:
         model: Backbone mapping (N, 3, S, S) in [-1, 1] to unit-norm (N, dim).
         preprocessing: How raw images are cropped.
         metadata: The checkpoint metadata (thresholds, training summary).
-        flip_tta: Average the embeddings of the crop and its mirror image (more accurate, 2x cost).
+        flip_tta: Also embed the mirror image of every view and sum (more accurate, 2x cost).
+            The crop scales summed are ``preprocessing.tta_scales``.
         num_threads: torch CPU threads (None: leave unchanged).
     """
 
@@ -109,20 +110,24 @@ class Embedder:
         """Embed already aligned crops.
 
         Args:
-            crops: (N, S, S, 3) uint8 RGB.
-            batch_size: Images per forward pass.
+            crops: (N, S, S, 3) uint8 RGB, or (N, K, S, S, 3): K views of each face
+                (:attr:`AlignedFace.views`) whose embeddings are summed.
+            batch_size: Faces per forward pass.
 
         Returns:
             (N, dim) float32, L2-normalised.
         """
+        crops = np.asarray(crops)
+        views = crops if crops.ndim == 5 else crops[:, None]
         out = []
-        for start in range(0, len(crops), batch_size):
-            x = to_tensor(crops[start : start + batch_size])
-            if self.flip_tta:  # one forward pass over the crops and their mirror images
-                both = self.model(torch.cat([x, torch.flip(x, dims=[3])]))
-                e = torch.nn.functional.normalize(both[: len(x)] + both[len(x) :], dim=1)
-            else:
-                e = self.model(x)
+        for start in range(0, len(views), batch_size):
+            chunk = views[start : start + batch_size]
+            n, k = chunk.shape[:2]
+            x = to_tensor(chunk.reshape(n * k, *chunk.shape[2:]))
+            if self.flip_tta:  # one forward pass over the views and their mirror images
+                x = torch.cat([x, torch.flip(x, dims=[3])])
+            e = self.model(x)
+            e = torch.nn.functional.normalize(e.reshape(-1, n, k, e.shape[1]).sum(dim=(0, 2)), dim=1)
             out.append(e.float().numpy())
         if not out:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
@@ -141,7 +146,7 @@ class Embedder:
             NoFaceError: an image holds no detectable face.
             ImageError: an array is not an (H, W, 3) uint8 image.
         """
-        crops = np.stack([self.align(image).pixels for image in images]) if len(images) else np.zeros((0, 1, 1, 3), np.uint8)
+        crops = np.stack([self.align(image).views for image in images]) if len(images) else np.zeros((0, 1, 1, 3), np.uint8)
         return self.embed_crops(crops)
 
     def embed_files(self, paths: Sequence[str | Path]) -> np.ndarray:

@@ -33,7 +33,7 @@ from facepp.model.augment import AugmentConfig, augment_batch
 from facepp.model.backbone import EmbeddingBackbone, build_backbone, count_parameters, for_training
 from facepp.model.checkpoint import load_checkpoint, save_checkpoint
 from facepp.model.heads import MarginHead, build_head
-from facepp.vision.align import PreprocessConfig, to_tensor
+from facepp.vision.align import DEFAULT_TTA_SCALES, PreprocessConfig, to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -301,9 +301,11 @@ def model_metadata(model: nn.Module, *, config: TrainConfig, preprocessing: Prep
         model: The trained backbone.
         config: Its training configuration (architecture, embedding size, head).
         preprocessing: How its training crops were made; inference uses the same crop
-            in ``detect`` mode on arbitrary photos.
+            in ``detect`` mode on arbitrary photos, at the default test-time scales.
     """
-    inference = PreprocessConfig.from_dict({**preprocessing.to_dict(), "mode": "detect", "fallback_center": False})
+    inference = PreprocessConfig.from_dict(
+        {**preprocessing.to_dict(), "mode": "detect", "fallback_center": False, "tta_scales": DEFAULT_TTA_SCALES}
+    )
     return {
         "facepp_version": facepp.__version__,
         "architecture": config.backbone,

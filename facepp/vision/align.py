@@ -12,12 +12,17 @@ Two modes:
 
 The two crops are calibrated to frame a face the same way: on deep-funneled LFW the
 Haar box is ~115 px wide at the image centre, so the 120-px centre crop ~ 1.05 boxes.
+
+Test-time scales (``tta_scales``): inference may cut the crop at several sizes around
+the same centre (one detection) and sum the embeddings of these views; training uses
+the scale-1 crop only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -28,6 +33,10 @@ from facepp.errors import ConfigError, NoFaceError
 from facepp.vision.detect import Box, HaarFaceDetector, to_gray
 
 MODES: tuple[str, ...] = ("detect", "center")
+
+#: Test-time crop scales of new checkpoints: about the ends of the default zoom
+#: augmentation (0.9-1.12), +-12.5% around the training crop (docs/face_pipeline.md).
+DEFAULT_TTA_SCALES: tuple[float, ...] = (0.875, 1.125)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class PreprocessConfig:
         align_eyes: Rotate so the eyes are level when both eyes are found (``detect``).
         fallback_center: In ``detect`` mode, use the centre crop instead of raising
             NoFaceError when no face is found (for curated datasets only, never for enrolment).
+        tta_scales: Inference views: crop side multipliers whose embeddings are summed
+            (``(1.0,)``: the training crop alone).
     """
 
     input_size: int = 64
@@ -52,12 +63,24 @@ class PreprocessConfig:
     crop_dy: float = 0.0
     align_eyes: bool = True
     fallback_center: bool = False
+    tta_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown preprocessing mode {self.mode!r}, expected one of {list(MODES)}")
         if self.input_size < 16:
             raise ConfigError(f"input_size must be >= 16, got {self.input_size}")
+        if not self.tta_scales or not all(0.5 <= s <= 2.0 for s in self.tta_scales):
+            raise ConfigError(f"tta_scales must be one or more factors in [0.5, 2], got {list(self.tta_scales)}")
+
+    def at_scale(self, scale: float) -> PreprocessConfig:
+        """The single view whose crop side is ``scale`` times this one's (same centre)."""
+        cx, cy, side = self.center
+        return replace(self, center=(cx, cy, side * scale), crop_scale=self.crop_scale * scale, tta_scales=(1.0,))
+
+    def views(self) -> tuple[PreprocessConfig, ...]:
+        """One single-view config per test-time scale."""
+        return tuple(self.at_scale(s) for s in self.tta_scales)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in checkpoint metadata)."""
@@ -74,8 +97,9 @@ class PreprocessConfig:
         if unknown:
             raise ConfigError(f"unknown preprocessing keys {sorted(unknown)}")
         values = dict(data)
-        if "center" in values:
-            values["center"] = tuple(float(v) for v in values["center"])
+        for key in ("center", "tta_scales"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
         return cls(**values)
 
 
@@ -102,7 +126,8 @@ class AlignedFace:
     """The result of preprocessing one image.
 
     Attributes:
-        pixels: (S, S, 3) uint8 RGB crop.
+        pixels: (S, S, 3) uint8 RGB crop (the training view).
+        views: (K, S, S, 3) uint8 RGB crops, one per test-time scale (what inference embeds).
         faces_found: Faces detected (0 in ``center`` mode or on fallback); the largest is used.
         box: The face box used, or None.
         eyes_aligned: Whether the crop was rotated to level detected eyes.
@@ -110,6 +135,7 @@ class AlignedFace:
     """
 
     pixels: np.ndarray
+    views: np.ndarray
     faces_found: int
     box: Box | None = None
     eyes_aligned: bool = False
@@ -142,11 +168,16 @@ class FacePreprocessor:
         self.config = config
         self.detector = detector or HaarFaceDetector()
 
-    def center_crop(self, image: np.ndarray) -> np.ndarray:
-        """The fixed ``center``-mode crop, (S, S, 3) uint8."""
+    def center_crop(self, image: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """The fixed ``center``-mode crop (side times ``scale``), (S, S, 3) uint8."""
         h, w = image.shape[:2]
         cx, cy, side = self.config.center
-        return crop_square(image, cx=cx * w, cy=cy * h, side=side * w, angle_deg=0.0, out=self.config.input_size)
+        return crop_square(image, cx=cx * w, cy=cy * h, side=side * w * scale, angle_deg=0.0, out=self.config.input_size)
+
+    def _crops(self, crop: Callable[[float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(the scale-1 crop, the stacked test-time views) from a crop-at-scale function."""
+        pixels = crop(1.0)
+        return pixels, np.stack([pixels if s == 1.0 else crop(s) for s in self.config.tta_scales])
 
     def align(self, image: np.ndarray) -> AlignedFace:
         """Preprocess one image.
@@ -165,11 +196,12 @@ class FacePreprocessor:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
         if self.config.mode == "center":
-            return AlignedFace(self.center_crop(image), faces_found=0)
+            return AlignedFace(*self._crops(lambda s: self.center_crop(image, s)), faces_found=0)
         boxes = self.detector.detect(image)
         if not boxes:
             if self.config.fallback_center:
-                return AlignedFace(self.center_crop(image), faces_found=0, notes=("no face: centre crop",))
+                crops = self._crops(lambda s: self.center_crop(image, s))
+                return AlignedFace(*crops, faces_found=0, notes=("no face: centre crop",))
             raise NoFaceError("no face detected in the image")
         box = boxes[0]
         cx, cy = box.center
@@ -181,11 +213,12 @@ class FacePreprocessor:
             angle = math.degrees(math.atan2(ry - ly, rx - lx))
             if abs(angle) > 30:
                 angle, eyes = 0.0, None
-        pixels = crop_square(
-            image, cx=cx, cy=cy, side=self.config.crop_scale * box.w, angle_deg=angle, out=self.config.input_size
+        side = self.config.crop_scale * box.w
+        pixels, views = self._crops(
+            lambda s: crop_square(image, cx=cx, cy=cy, side=side * s, angle_deg=angle, out=self.config.input_size)
         )
         notes = (f"{len(boxes)} faces found: the largest was used",) if len(boxes) > 1 else ()
-        return AlignedFace(pixels, len(boxes), box, eyes is not None, angle, notes)
+        return AlignedFace(pixels, views, len(boxes), box, eyes is not None, angle, notes)
 
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:

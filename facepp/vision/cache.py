@@ -1,8 +1,8 @@
 """Preprocessed-crop caches: decode + align a list of images once, reuse every epoch.
 
 A cache is an ``.npz`` of (N, S, S, 3) uint8 crops keyed by a hash of the file list
-(relative paths, sizes, mtimes) and the preprocessing config, so a stale cache is
-never reused. Caches hold no pickled objects (``allow_pickle=False``).
+(relative paths, sizes, mtimes), the preprocessing config and the detector settings,
+so a stale cache is never reused. Caches hold no pickled objects (``allow_pickle=False``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 def cache_key(paths: Sequence[Path], preprocessor: FacePreprocessor) -> str:
-    """A short hash of the files (path, size, mtime) and the preprocessing config."""
-    h = hashlib.sha256(json.dumps(preprocessor.config.to_dict(), sort_keys=True).encode())
+    """A short hash of the files (path, size, mtime), the preprocessing config and, in
+    ``detect`` mode, the detector's settings.
+
+    The cache holds training-view crops, so the test-time scales are not part of the key.
+    """
+    config: dict[str, object] = {k: v for k, v in preprocessor.config.to_dict().items() if k != "tta_scales"}
+    if preprocessor.config.mode == "detect":
+        config["detector"] = asdict(preprocessor.detector)
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())

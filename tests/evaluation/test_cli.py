@@ -27,6 +27,25 @@ def test_evaluate_writes_json_roc_and_calibration(untrained_checkpoint: Path, da
     assert meta["threshold"] == pytest.approx(meta["thresholds"]["far_0.01"])
 
 
+def test_calibration_stores_the_test_time_scales_it_used(untrained_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    from facepp.model import Embedder
+
+    model = tmp_path / "copy.pt"
+    model.write_bytes(untrained_checkpoint.read_bytes())
+    base = ["-q", "evaluate", "--model", str(model), "--data", str(data_root / "orl"), "--identities", "s31", "s32",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main([*base, "--json", str(tmp_path / "single.json")]) == 0
+    assert main([*base, "--tta-scales", "0.9", "1.1", "--json", str(tmp_path / "multi.json"), "--calibrate-far", "0.01"]) == 0
+    single, multi = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("single", "multi"))
+    assert single["tta_scales"] == [1.0] and multi["tta_scales"] == [0.9, 1.1]
+    assert single["auc"] != multi["auc"]  # the views really changed the embeddings
+    meta = load_checkpoint(model)["metadata"]
+    assert meta["calibration"]["tta_scales"] == [0.9, 1.1]
+    assert Embedder.from_checkpoint(model).preprocessor.config.tta_scales == (0.9, 1.1)
+    assert main([*base, "--tta-scales", "0"]) == 1  # a ConfigError naming tta_scales; checkpoint untouched
+    assert load_checkpoint(model)["metadata"] == meta
+
+
 def test_embed_to_npy_and_json(untrained_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
     images = [str(data_root / "orl" / "s1" / "1.pgm"), str(data_root / "lfw" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")]
     assert main(["-q", "embed", "--model", str(untrained_checkpoint), *images, "--out", str(tmp_path / "e.npy")]) == 0

@@ -78,3 +78,21 @@ def test_embed_raw_images(trained: TrainResult, data_root: Path) -> None:
     assert vectors.shape == (1, 16)
     with pytest.raises(NoFaceError):
         embedder.embed([np.full((100, 100, 3), 200, np.uint8)])
+
+
+def test_views_are_summed_before_normalising(trained: TrainResult, tiny_set: tuple[np.ndarray, np.ndarray]) -> None:
+    crops, _ = tiny_set
+    embedder = Embedder.from_checkpoint(trained.checkpoint)
+    a, b = embedder.embed_crops(crops[:5]), embedder.embed_crops(crops[5:10])
+    both = embedder.embed_crops(np.stack([crops[:5], crops[5:10]], axis=1))
+    expected = (a + b) / np.linalg.norm(a + b, axis=1, keepdims=True)
+    np.testing.assert_allclose(both, expected, atol=1e-5)
+    np.testing.assert_allclose(embedder.embed_crops(crops[:5, None]), a, atol=1e-6)
+
+
+def test_new_checkpoints_infer_at_the_default_scales(trained: TrainResult) -> None:
+    from facepp.vision.align import DEFAULT_TTA_SCALES
+
+    embedder = Embedder.from_checkpoint(trained.checkpoint)
+    assert embedder.preprocessor.config.tta_scales == DEFAULT_TTA_SCALES
+    assert list(load_checkpoint(trained.checkpoint)["metadata"]["preprocessing"]["tta_scales"]) == [1.0]

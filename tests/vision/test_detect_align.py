@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,35 @@ def test_config_validation_and_round_trip() -> None:
 def test_to_tensor_range() -> None:
     x = to_tensor(np.stack([np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)]))
     assert x.shape == (2, 3, 8, 8) and float(x.min()) == -1.0 and float(x.max()) == 1.0
+
+
+@pytest.mark.parametrize("mode", ["detect", "center"])
+def test_test_time_views_match_single_view_configs(mode: str, lfw_face: np.ndarray) -> None:
+    config = preset_for("lfw", input_size=48, mode=mode)
+    config = PreprocessConfig.from_dict({**config.to_dict(), "tta_scales": [0.875, 1.0, 1.125]})
+    aligned = FacePreprocessor(config).align(lfw_face)
+    assert aligned.views.shape == (3, 48, 48, 3) and aligned.views.dtype == np.uint8
+    np.testing.assert_array_equal(aligned.views[1], aligned.pixels)
+    for view, single in zip(aligned.views, config.views(), strict=True):
+        # The evaluation path (one config per scale, cached apart) sees the terminal's crops.
+        np.testing.assert_array_equal(view, FacePreprocessor(single).align(lfw_face).pixels)
+    # A tighter crop is a zoom-in: it differs from the wider one.
+    assert np.abs(aligned.views[0].astype(int) - aligned.views[2].astype(int)).mean() > 5
+
+
+@pytest.mark.parametrize("scales", [[], [0.1], [1.0, 3.0]])
+def test_bad_tta_scales_are_refused(scales: list[float]) -> None:
+    with pytest.raises(ConfigError, match="tta_scales"):
+        PreprocessConfig.from_dict({"tta_scales": scales})
+
+
+def test_crop_cache_key_ignores_test_time_scales(lfw_face: np.ndarray, data_root: Path) -> None:
+    from facepp.vision.cache import cache_key
+
+    paths = [data_root / "orl" / "s1" / "1.pgm"]
+    single, multi = PreprocessConfig(), PreprocessConfig(tta_scales=(0.9, 1.1))
+    assert cache_key(paths, FacePreprocessor(single)) == cache_key(paths, FacePreprocessor(multi))
+    assert cache_key(paths, FacePreprocessor(single)) != cache_key(paths, FacePreprocessor(single.at_scale(0.9)))
+    # Detect-mode crops depend on the detector too: other settings must not reuse them.
+    other = FacePreprocessor(single, HaarFaceDetector(scale_factor=1.3))
+    assert cache_key(paths, FacePreprocessor(single)) != cache_key(paths, other)

@@ -183,7 +183,7 @@ class TerminalService:
                     if str(exc).startswith(label):
                         raise
                     raise type(exc)(f"{label}: {exc}") from None
-                crops.append(aligned.pixels)
+                crops.append(aligned.views)
                 notes.extend(f"{label}: {note}" for note in aligned.notes)
                 del pixels
             vectors = self.embedder.embed_crops(np.stack(crops))
