@@ -21,7 +21,7 @@ from torch import nn
 
 from facepp.data.images import read_image
 from facepp.errors import CheckpointError, ConfigError
-from facepp.model.backbone import build_backbone
+from facepp.model.backbone import build_backbone, for_inference
 from facepp.model.checkpoint import load_checkpoint
 from facepp.vision.align import AlignedFace, FacePreprocessor, PreprocessConfig, to_tensor
 
@@ -32,7 +32,8 @@ class Embedder:
     """A trained backbone plus the preprocessing it expects.
 
     Args:
-        model: Backbone mapping (N, 3, S, S) in [-1, 1] to unit-norm (N, dim).
+        model: Backbone mapping (N, 3, S, S) in [-1, 1] to unit-norm (N, dim); the embedder
+            keeps an inference copy (BatchNorm folded) and leaves it untouched.
         preprocessing: How raw images are cropped.
         metadata: The checkpoint metadata (thresholds, training summary).
         flip_tta: Also embed the mirror image of every view and sum (more accurate, 2x cost).
@@ -49,7 +50,7 @@ class Embedder:
         flip_tta: bool = True,
         num_threads: int | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.model = for_inference(model)
         self.preprocessor = FacePreprocessor(preprocessing)
         self.metadata = dict(metadata or {})
         self.flip_tta = flip_tta

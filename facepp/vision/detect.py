@@ -73,7 +73,7 @@ class HaarFaceDetector:
 
     pad: float = 0.25
     work_side: int = 200
-    min_face: float = 0.25
+    min_face: float = 0.3
     scale_factor: float = 1.1
     min_neighbors: int = 5
 

@@ -9,7 +9,7 @@ import torch
 
 from facepp.errors import ConfigError
 from facepp.model import build_backbone, build_head, count_parameters
-from facepp.model.backbone import for_training
+from facepp.model.backbone import for_inference, for_training
 
 
 @pytest.mark.parametrize("name", ["mobilefacenet", "resface"])
@@ -21,6 +21,20 @@ def test_output_shape_norm_and_size(name: str, size: int, dim: int) -> None:
     assert out.shape == (2, dim) and out.dtype == torch.float32
     assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
     assert count_parameters(model) <= 2_000_000
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet", "resface"])
+def test_folded_batchnorm_gives_the_same_embeddings(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_backbone(name)
+    model.train()(torch.randn(16, 3, 64, 64))  # non-trivial BatchNorm running statistics
+    model.eval()
+    folded = for_inference(model)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 10  # the original is untouched
 
 
 @pytest.mark.parametrize("name", ["mobilefacenet", "resface"])
