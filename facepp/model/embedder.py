@@ -10,6 +10,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,10 @@ class Embedder:
         flip_tta: Also embed the mirror image of every view and sum (more accurate, 2x cost).
             The crop scales summed are ``preprocessing.tta_scales``.
         num_threads: torch CPU threads (None: leave unchanged).
+
+    Attributes:
+        fingerprint: SHA-256 hex of what decides the embeddings (weights, inference
+            preprocessing, mirror views; not thresholds): equal fingerprints embed alike.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class Embedder:
         flip_tta: bool = True,
         num_threads: int | None = None,
     ) -> None:
+        self.fingerprint = _fingerprint(model, preprocessing, flip_tta)
         self.model = for_inference(model)
         self.preprocessor = FacePreprocessor(preprocessing)
         self.metadata = dict(metadata or {})
@@ -153,3 +160,12 @@ class Embedder:
     def embed_files(self, paths: Sequence[str | Path]) -> np.ndarray:
         """:meth:`embed` on image files (read with the safe decoder; raises ImageError)."""
         return self.embed([read_image(p) for p in paths])
+
+
+def _fingerprint(model: nn.Module, preprocessing: PreprocessConfig, flip_tta: bool) -> str:
+    """SHA-256 of the weights, the inference preprocessing and the mirror flag (not thresholds)."""
+    h = hashlib.sha256(json.dumps({"preprocessing": preprocessing.to_dict(), "flip_tta": flip_tta}, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -75,7 +75,8 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
         The Flask app; ``app.extensions["terminal"]`` is the :class:`TerminalService`.
 
     Raises:
-        ConfigError: invalid settings, or no decision threshold (checkpoint uncalibrated and none set).
+        ConfigError: invalid settings, no decision threshold (checkpoint uncalibrated and none
+            set), or subjects enrolled with another embedder (weights or inference recipe).
         CheckpointError: unusable checkpoint.
     """
     cfg = config if isinstance(config, TerminalConfig) else TerminalConfig.load(overrides=config or {})
@@ -87,6 +88,7 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     threshold = resolve_threshold(cfg, embedder)
     keys = TerminalKeys.load(instance)
     database = Database(cfg.db_url)
+    database.bind_embedder(embedder.fingerprint)
     client = MatcherClient(cfg.matcher_url, api_key=cfg.matcher_api_key, timeout=cfg.matcher_timeout)
     service = TerminalService(config=cfg, embedder=embedder, keys=keys, database=database, client=client,
                               threshold=threshold)

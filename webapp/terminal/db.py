@@ -3,7 +3,7 @@
 Terminal only. Stores, per subject, the operator-facing name, the opaque id sent
 to the matcher, the enrolment time, how many images were averaged and who
 enrolled it; per operator, the username and a salted password hash (werkzeug
-scrypt). No image, embedding, template or score is ever stored.
+scrypt); and the fingerprint of the embedder the gallery was enrolled with. No image, embedding, template or score is ever stored.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from facepp.errors import ConflictError
+from facepp.errors import ConfigError, ConflictError
 from webapp.terminal.errors import BadRequestError
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,15 @@ class Subject(Base):
     enrolled_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")
 
 
+class Setting(Base):
+    """A terminal-wide value, e.g. the fingerprint of the embedder the gallery was enrolled with."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), nullable=False)
+
+
 class Database:
     """Engine + session factory; the schema is created on first use.
 
@@ -91,6 +100,30 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+    def bind_embedder(self, fingerprint: str) -> None:
+        """Tie the enrolled templates to the embedder that made them.
+
+        A template only matches embeddings from the same weights and inference recipe
+        (crop scales, mirror views); another model would silently fail to recognise
+        anyone. The first start records the fingerprint; a later start with another
+        embedder is refused while subjects are enrolled, and re-binds when none are.
+
+        Raises:
+            ConfigError: subjects are enrolled with another embedder.
+        """
+        with self.session() as s:
+            row = s.get(Setting, "embedder")
+            enrolled = int(s.scalar(select(func.count()).select_from(Subject)) or 0)
+            if row is not None and row.value != fingerprint and enrolled:
+                raise ConfigError(
+                    f"the {enrolled} enrolled subjects were embedded by another model or inference recipe "
+                    f"(embedder {row.value[:16]}, this checkpoint {fingerprint[:16]}): start with the checkpoint "
+                    "they were enrolled with, or use a new database and enrol them again"
+                )
+            if row is None and enrolled:
+                logger.warning("%d subjects predate embedder tracking: assuming embedder %s", enrolled, fingerprint[:16])
+            s.merge(Setting(key="embedder", value=fingerprint))
 
     # -- operators ------------------------------------------------------------------------
 

@@ -293,5 +293,8 @@ def test_terminal_db_holds_names_only(stack: Stack, alice: str) -> None:
     with sqlite3.connect(stack.instance_dir / "terminal.db") as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(subjects)")}
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        settings = dict(db.execute("SELECT key, value FROM settings"))
     assert columns == {"id", "name", "opaque_id", "enrolled_at", "images", "enrolled_by"}
-    assert tables == {"subjects", "operators"}
+    assert tables == {"subjects", "operators", "settings"}
+    # The one setting is the embedder's fingerprint: a hash of the model, nothing about a person.
+    assert list(settings) == ["embedder"] and re.fullmatch(r"[0-9a-f]{64}", settings["embedder"])

@@ -122,3 +122,25 @@ def test_subject_list_is_paged(tmp_path: Path, checkpoint: Path) -> None:
     second = client.get("/subjects?page=2").get_data(as_text=True)
     assert second.count('class="subject"') == 50 and 'id="prev"' in second and 'id="next"' not in second
     assert client.get("/subjects?page=abc").status_code == 200
+
+
+def test_gallery_is_bound_to_the_embedder_that_enrolled_it(tmp_path: Path, checkpoint: Path) -> None:
+    from facepp.model import Embedder, load_checkpoint
+    from webapp.terminal import create_app
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(checkpoint.read_bytes())
+    update_metadata(model, {"threshold": 0.4})
+    service = create_app(offline(tmp_path, model)).extensions["terminal"]
+    service.db.add_subject(name="alice", opaque_id=service.opaque_id("alice"), images=1, enrolled_by="test")
+
+    update_metadata(model, {"threshold": 0.5})  # a new threshold embeds alike: still accepted
+    assert create_app(offline(tmp_path, model)).extensions["terminal"].threshold == pytest.approx(0.5)
+    before = Embedder.from_checkpoint(model).fingerprint
+    inference = load_checkpoint(model)["metadata"]["inference_preprocessing"]
+    update_metadata(model, {"inference_preprocessing": {**inference, "tta_scales": [0.9, 1.1]}})
+    assert Embedder.from_checkpoint(model).fingerprint != before
+    with pytest.raises(ConfigError, match="1 enrolled subjects were embedded by another model"):
+        create_app(offline(tmp_path, model))
+    service.db.delete_subject("alice")  # an empty gallery may move to the new embedder
+    assert create_app(offline(tmp_path, model)).extensions["terminal"].threshold == pytest.approx(0.5)
