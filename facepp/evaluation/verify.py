@@ -135,7 +135,8 @@ def evaluate_folder(
     size = embedder0.preprocessor.config.input_size
     scales = tuple(tta_scales) if tta_scales is not None else embedder0.preprocessor.config.tta_scales
     preset = preset_for(dataset.layout, input_size=size, mode=mode)
-    preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": preset.fallback_center or preset.mode == "detect"})
+    fallback = preset.fallback_center or preset.mode == "detect"  # a curated dataset: never drop an image
+    preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": fallback})
     embedder = Embedder(embedder0.model, preset, metadata=embedder0.metadata, flip_tta=flip_tta)
     if pairs_file is not None:
         pairs = read_pairs(pairs_file, dataset.root)
