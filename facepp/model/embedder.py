@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -42,9 +43,6 @@ class Embedder:
             The crop scales summed are ``preprocessing.tta_scales``.
         num_threads: torch CPU threads (None: leave unchanged).
 
-    Attributes:
-        fingerprint: SHA-256 hex of what decides the embeddings (weights, inference
-            preprocessing, mirror views; not thresholds): equal fingerprints embed alike.
     """
 
     def __init__(
@@ -56,7 +54,6 @@ class Embedder:
         flip_tta: bool = True,
         num_threads: int | None = None,
     ) -> None:
-        self.fingerprint = _fingerprint(model, preprocessing, flip_tta)
         self.model = for_inference(model)
         self.preprocessor = FacePreprocessor(preprocessing)
         self.metadata = dict(metadata or {})
@@ -98,6 +95,18 @@ class Embedder:
         if chosen.input_size != int(meta["input_size"]):
             raise ConfigError(f"preprocessing input_size {chosen.input_size} != model input {meta['input_size']}")
         return cls(model, chosen, metadata=meta, flip_tta=flip_tta, num_threads=num_threads)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 hex of what decides the embeddings: the (inference) weights, the
+        preprocessing with its test-time scales and the mirror flag, not the thresholds.
+        Equal fingerprints embed every image alike."""
+        config = {"preprocessing": self.preprocessor.config.to_dict(), "flip_tta": self.flip_tta}
+        h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     @property
     def embedding_dim(self) -> int:
@@ -161,11 +170,3 @@ class Embedder:
         """:meth:`embed` on image files (read with the safe decoder; raises ImageError)."""
         return self.embed([read_image(p) for p in paths])
 
-
-def _fingerprint(model: nn.Module, preprocessing: PreprocessConfig, flip_tta: bool) -> str:
-    """SHA-256 of the weights, the inference preprocessing and the mirror flag (not thresholds)."""
-    h = hashlib.sha256(json.dumps({"preprocessing": preprocessing.to_dict(), "flip_tta": flip_tta}, sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()

@@ -112,9 +112,9 @@ class Database:
         Raises:
             ConfigError: subjects are enrolled with another embedder.
         """
+        enrolled = self.count_subjects()
         with self.session() as s:
             row = s.get(Setting, "embedder")
-            enrolled = int(s.scalar(select(func.count()).select_from(Subject)) or 0)
             if row is not None and row.value != fingerprint and enrolled:
                 raise ConfigError(
                     f"the {enrolled} enrolled subjects were embedded by another model or inference recipe "
