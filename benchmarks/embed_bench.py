@@ -1,9 +1,10 @@
 """Per-image cost of the terminal's face pipeline: decode, detect + align, embed.
 
 Each image is processed alone (batch of one), as the web app does for a capture:
-read + decode the file, Haar detection on the padded image, eye alignment and crop,
-then the CNN on every test-time view (crop scales, and their mirror images unless
-``--no-flip``).
+read + decode the file, detect + align as the checkpoint says (``landmarks``: dlib
+detection, five landmarks and a similarity warp; ``detect``: Haar detection on the padded
+image, eye levelling and crop), then the CNN on every test-time view (crop scales, and
+their mirror images unless ``--no-flip``).
 
 Run: ``python -m benchmarks.embed_bench [--quick] [--json out/embed_bench.json] [--model M]``.
 Without ``--model`` an untrained network of the default shape is timed (same cost).
@@ -29,7 +30,7 @@ from facepp.errors import NoFaceError
 from facepp.evaluation.verify import write_json
 from facepp.model.backbone import build_backbone
 from facepp.model.embedder import Embedder
-from facepp.vision.align import DEFAULT_TTA_SCALES, PreprocessConfig
+from facepp.vision.align import DEFAULT_TTA_SCALES, MODES, PreprocessConfig
 
 logger = logging.getLogger("benchmarks.embed_bench")
 
@@ -45,11 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                    help="test-time crop scales (default: the checkpoint's, or those of a new checkpoint)")
+    p.add_argument("--modes", nargs="+", choices=MODES, metavar="MODE",
+                   help="detect + align modes to time on the same images, the first reported on top "
+                        "(default: the checkpoint's own), e.g. --modes landmarks detect")
     p.add_argument("--json", type=Path)
     return p
 
 
-def _embedder(args: argparse.Namespace) -> Embedder:
+def _embedder(args: argparse.Namespace, mode: str | None) -> Embedder:
+    """The checkpoint's (or an untrained network's) embedder, with ``mode`` and scales overridden."""
     import cv2
 
     cv2.setNumThreads(args.threads)
@@ -57,25 +62,22 @@ def _embedder(args: argparse.Namespace) -> Embedder:
         embedder = Embedder.from_checkpoint(args.model, flip_tta=not args.no_flip, num_threads=args.threads)
     else:
         torch.set_num_threads(args.threads)
-        config = PreprocessConfig(input_size=64, tta_scales=DEFAULT_TTA_SCALES)
+        config = PreprocessConfig(input_size=64, mode="landmarks", tta_scales=DEFAULT_TTA_SCALES)
         embedder = Embedder(build_backbone("resface"), config, flip_tta=not args.no_flip)
+    overrides: dict[str, Any] = {}
     if args.tta_scales:
-        config = PreprocessConfig.from_dict({**embedder.preprocessor.config.to_dict(), "tta_scales": args.tta_scales})
+        overrides["tta_scales"] = args.tta_scales
+    if mode:
+        overrides["mode"] = mode
+    if overrides:
+        config = PreprocessConfig.from_dict({**embedder.preprocessor.config.to_dict(), **overrides})
         embedder = Embedder(embedder.model, config, metadata=embedder.metadata, flip_tta=not args.no_flip)
     return embedder
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    n = 40 if args.quick else args.images
-    embedder = _embedder(args)
-    lfw = load_dataset(args.data / "lfw").samples
-    orl = load_dataset(args.data / "orl").samples
-    rng = np.random.default_rng(0)
-    paths = [lfw[i].path for i in rng.choice(len(lfw), n // 2, replace=False)]
-    paths += [orl[i].path for i in rng.choice(len(orl), n - n // 2, replace=False)]
-    for p in paths[:5]:  # warm-up (cascade load, allocator)
+def time_pipeline(embedder: Embedder, paths: list[Path], *, threads: int) -> dict[str, Any]:
+    """Decode, detect + align and embed each image alone; per-stage means in ms."""
+    for p in paths[:5]:  # warm-up (model load, allocator)
         try:
             embedder.embed_crops(embedder.align(read_image(p)).views[None])
         except NoFaceError:
@@ -102,13 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ms = 1000 * (time.process_time() - cpu_start) / len(paths)
     ms = lambda xs: 1000 * float(np.mean(xs))  # noqa: E731
     totals = np.array(total) * 1000
-    result: dict[str, Any] = {
+    config = embedder.preprocessor.config
+    return {
+        "mode": config.mode,
         "images": len(paths),
         "no_face": no_face,
-        "threads": args.threads,
-        "flip_tta": not args.no_flip,
-        "tta_scales": list(embedder.preprocessor.config.tta_scales),
-        "input_size": embedder.preprocessor.config.input_size,
+        "threads": threads,
+        "flip_tta": embedder.flip_tta,
+        "tta_scales": list(config.tta_scales),
+        "input_size": config.input_size,
         "ms_per_image": float(totals.mean()),
         "ms_per_image_median": float(np.median(totals)),
         "ms_per_image_p95": float(np.percentile(totals, 95)),
@@ -117,17 +121,36 @@ def main(argv: list[str] | None = None) -> int:
         "ms_decode": ms(decode),
         "ms_detect_align": ms(detect),
         "ms_embed": ms(embed),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "load_average_1min": os.getloadavg()[0],
     }
-    print(f"{'stage':<16} {'ms/image':>9}")  # noqa: T201 - benchmark output
-    for key in ("ms_decode", "ms_detect_align", "ms_embed", "ms_per_image", "ms_per_image_median", "ms_per_image_p95"):
-        print(f"{key[3:] or 'total':<16} {result[key]:>9.2f}")  # noqa: T201
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    n = 40 if args.quick else args.images
+    lfw = load_dataset(args.data / "lfw").samples
+    orl = load_dataset(args.data / "orl").samples
+    rng = np.random.default_rng(0)
+    paths = [lfw[i].path for i in rng.choice(len(lfw), n // 2, replace=False)]
+    paths += [orl[i].path for i in rng.choice(len(orl), n - n // 2, replace=False)]
+    runs = [time_pipeline(_embedder(args, mode), paths, threads=args.threads) for mode in args.modes or [None]]
+    result: dict[str, Any] = {**runs[0], "runs": runs}
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["load_average_1min"] = os.getloadavg()[0]
+    stages = ("ms_decode", "ms_detect_align", "ms_embed", "ms_per_image", "ms_per_image_median", "ms_per_image_p95")
+    print(f"{'stage':<16}" + "".join(f"{r['mode']:>11}" for r in runs))  # noqa: T201 - benchmark output
+    for key in stages:
+        print(f"{key[3:] or 'total':<16}" + "".join(f"{r[key]:>11.2f}" for r in runs))  # noqa: T201
+    print(f"{'no face':<16}" + "".join(f"{r['no_face']:>11}" for r in runs))  # noqa: T201
+    if len(runs) > 1:
+        result["speedup_vs"] = {r["mode"]: r["ms_per_image"] / runs[0]["ms_per_image"] for r in runs[1:]}
+        print("total time relative to the first:", ", ".join(  # noqa: T201
+            f"{m} {v:.2f}x" for m, v in result["speedup_vs"].items()))
     views = len(result["tta_scales"]) * (2 if result["flip_tta"] else 1)
     print(f"{views} views per image (scales {result['tta_scales']}, flip {result['flip_tta']}); "  # noqa: T201
-          f"CPU time per image {cpu_ms:.2f} ms (wall-clock above includes waiting for the CPU under load)")
+          f"CPU time per image {result['cpu_ms_per_image']:.2f} ms (wall-clock above includes waiting for the CPU under load)")
     print(f"images/s {result['images_per_second']:.1f}, peak RSS {result['peak_rss_mib']:.0f} MiB, "  # noqa: T201
-          f"{no_face} of {len(paths)} without a face, load {result['load_average_1min']:.1f}")
+          f"{result['no_face']} of {len(paths)} without a face, load {result['load_average_1min']:.1f}")
     if args.json:
         write_json(args.json, result)
     return 0

@@ -16,6 +16,9 @@ import numpy as np
 from facepp.cli import Command
 from facepp.errors import ConfigError
 
+#: ``facepp.vision.align.MODES``, repeated so that ``--help`` does not import OpenCV and torch.
+MODE_CHOICES = ("landmarks", "detect", "center")
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +54,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, help="margin m (default: the head's)")
     p.add_argument("--embedding-dim", type=int, default=128)
     p.add_argument("--input-size", type=int, default=64, help="crop side in pixels (multiple of 16)")
-    p.add_argument("--mode", choices=["center", "detect"], help="preprocessing (default: preset of the layout)")
+    p.add_argument("--mode", choices=MODE_CHOICES, help="preprocessing (default: preset of the layout)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--cache-dir", type=Path, default=None, help="crop cache folder (default $FACEPP_CACHE or out/cache)")
@@ -100,7 +103,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", type=Path, help="LFW pairs file; without it: all genuine pairs + as many seeded impostors")
     p.add_argument("--identities", nargs="+", help="restrict the folder to these identities (no --pairs)")
     p.add_argument("--max-genuine", type=int, help="subsample genuine pairs (no --pairs)")
-    p.add_argument("--mode", choices=["center", "detect"], help="preprocessing (default: preset of the layout)")
+    p.add_argument("--mode", choices=MODE_CHOICES, help="preprocessing (default: preset of the layout)")
     p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
     p.add_argument("--tta-scales", type=float, nargs="+", metavar="S",
                    help="test-time crop scales whose embeddings are summed, e.g. 1 for the training crop alone "
@@ -141,8 +144,9 @@ def _embed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, type=Path, help="checkpoint")
     p.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, PGM, GIF, BMP, ...)")
     p.add_argument("--out", type=Path, help="output .npy ((N, dim) float32) or .json; default: JSON on stdout")
-    p.add_argument("--mode", choices=["center", "detect"], default="detect",
-                   help="detect (default) finds and aligns the face; center for pre-aligned crops")
+    p.add_argument("--mode", choices=MODE_CHOICES,
+                   help="how to find and align the face (default: the checkpoint's inference mode, "
+                        "landmarks or detect); center for pre-aligned crops")
     p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
     p.add_argument("--threads", type=int, default=2)
 
@@ -158,7 +162,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     if args.mode == "center":  # the training crop, at the inference scales
         base = {**meta["preprocessing"], "mode": "center", "tta_scales": base.get("tta_scales", [1.0])}
     embedder = Embedder.from_checkpoint(
-        args.model, preprocessing=PreprocessConfig.from_dict({**base, "mode": args.mode}),
+        args.model, preprocessing=PreprocessConfig.from_dict({**base, "mode": args.mode or base["mode"]}),
         flip_tta=not args.no_flip, num_threads=args.threads,
     )
     records = []

@@ -81,6 +81,8 @@ log "installing facepp and its dependencies"
 "$VENV/bin/python" - <<'PY'
 import Pyfhel, torch, torchvision, cv2, gmpy2  # fail now, not in the first test
 import numpy as np
+from facepp.vision.landmarks import LandmarkDetector
+assert LandmarkDetector().detect(np.zeros((64, 64, 3), np.uint8)) == [], "dlib landmark models failed to load"
 he = Pyfhel.Pyfhel(); he.contextGen(scheme="ckks", n=2**13, scale=2**30, qi_sizes=[60, 30, 30, 60]); he.keyGen()
 assert abs(he.decryptFrac(he.encryptFrac(np.array([1.5])))[0] - 1.5) < 1e-3, "Pyfhel round trip failed"
 print(f"[install] ok: torch {torch.__version__}, torchvision {torchvision.__version__}, "

@@ -23,7 +23,7 @@ from facepp.data.protocol import Pair, build_pairs, read_pairs
 from facepp.evaluation import metrics
 from facepp.model.checkpoint import load_checkpoint, update_metadata
 from facepp.model.embedder import Embedder
-from facepp.vision.align import FacePreprocessor, PreprocessConfig, preset_for
+from facepp.vision.align import PHOTO_MODES, FacePreprocessor, PreprocessConfig, preset_for
 from facepp.vision.cache import preprocess_paths
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,8 @@ def evaluate_folder(
         pairs_file: LFW-format pairs; None builds all genuine pairs + as many seeded impostors.
         identities: Restrict the folder to these identities (built pairs only).
         max_genuine: Subsample the built genuine pairs.
-        mode: ``center`` / ``detect`` (None: the layout preset, e.g. centre crop for LFW/ORL).
+        mode: ``landmarks`` / ``detect`` / ``center`` (None: how the model's training crops
+            were made, with the layout preset's geometry, e.g. the LFW or ORL centre crop).
         flip_tta: Mirror test-time augmentation.
         tta_scales: Test-time crop scales (None: the checkpoint's inference scales).
         seed: Seed for built pairs.
@@ -134,8 +135,9 @@ def evaluate_folder(
     embedder0 = Embedder.from_checkpoint(model_path, flip_tta=flip_tta, num_threads=num_threads)
     size = embedder0.preprocessor.config.input_size
     scales = tuple(tta_scales) if tta_scales is not None else embedder0.preprocessor.config.tta_scales
-    preset = preset_for(dataset.layout, input_size=size, mode=mode)
-    fallback = preset.fallback_center or preset.mode == "detect"  # a curated dataset: never drop an image
+    trained_mode = embedder0.metadata.get("preprocessing", {}).get("mode")
+    preset = preset_for(dataset.layout, input_size=size, mode=mode or trained_mode)
+    fallback = preset.fallback_center or preset.mode != "center"  # a curated dataset: never drop an image
     preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": fallback})
     embedder = Embedder(embedder0.model, preset, metadata=embedder0.metadata, flip_tta=flip_tta)
     if pairs_file is not None:
@@ -192,6 +194,7 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
             "pairs_source": report.info.get("pairs_source"),
             "flip_tta": report.info.get("flip_tta"),
             "tta_scales": report.info.get("tta_scales"),
+            "preprocessing_mode": report.info.get("preprocessing_mode"),
             "note": "FAR below 1 / impostor_pairs is not resolved by this data",
         },
     }
@@ -200,15 +203,20 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
 def store_calibration(model_path: str | Path, report: VerificationReport, *, far: float) -> dict[str, Any]:
     """Write :func:`calibration` into the checkpoint metadata (atomic rewrite). Returns it.
 
-    The thresholds only hold for the test-time scales they were measured with, so those
-    become the checkpoint's inference scales.
+    The thresholds only hold for the crops they were measured with, so the test-time
+    scales, and the alignment mode when it is one the terminal can run on photos
+    (``landmarks`` or ``detect``, not the fixed ``center`` crop), become the checkpoint's.
     """
     values = calibration(report, far=far)
-    scales = report.info.get("tta_scales")
-    if scales:
+    changes: dict[str, Any] = {}
+    if report.info.get("tta_scales"):
+        changes["tta_scales"] = report.info["tta_scales"]
+    if report.info.get("preprocessing_mode") in PHOTO_MODES:
+        changes["mode"] = report.info["preprocessing_mode"]
+    if changes:
         meta = load_checkpoint(model_path)["metadata"]
         inference = meta.get("inference_preprocessing") or meta["preprocessing"]
-        values["inference_preprocessing"] = PreprocessConfig.from_dict({**inference, "tta_scales": scales}).to_dict()
+        values["inference_preprocessing"] = PreprocessConfig.from_dict({**inference, **changes}).to_dict()
     update_metadata(model_path, values)
     logger.info("stored threshold %.4f (FAR %g) into %s", values["threshold"], far, model_path)
     return values

@@ -300,11 +300,13 @@ def model_metadata(model: nn.Module, *, config: TrainConfig, preprocessing: Prep
     Args:
         model: The trained backbone.
         config: Its training configuration (architecture, embedding size, head).
-        preprocessing: How its training crops were made; inference uses the same crop
-            in ``detect`` mode on arbitrary photos, at the default test-time scales.
+        preprocessing: How its training crops were made. Inference aligns photos by
+            landmarks onto the same framing (Haar ``detect`` only for a model trained on
+            Haar crops), at the default test-time scales.
     """
     inference = PreprocessConfig.from_dict(
-        {**preprocessing.to_dict(), "mode": "detect", "fallback_center": False, "tta_scales": DEFAULT_TTA_SCALES}
+        {**preprocessing.to_dict(), "mode": "detect" if preprocessing.mode == "detect" else "landmarks", "pick": "largest",
+         "fallback_center": False, "tta_scales": DEFAULT_TTA_SCALES}
     )
     return {
         "facepp_version": facepp.__version__,

@@ -11,14 +11,17 @@ from facepp.vision.align import (
     to_tensor,
 )
 from facepp.vision.detect import Box, HaarFaceDetector
+from facepp.vision.landmarks import FaceLandmarks, LandmarkDetector
 
 __all__ = [
     "MODES",
     "PRESETS",
     "AlignedFace",
     "Box",
+    "FaceLandmarks",
     "FacePreprocessor",
     "HaarFaceDetector",
+    "LandmarkDetector",
     "PreprocessConfig",
     "crop_square",
     "preset_for",

@@ -28,13 +28,15 @@ logger = logging.getLogger(__name__)
 
 def cache_key(paths: Sequence[Path], preprocessor: FacePreprocessor) -> str:
     """A short hash of the files (path, size, mtime), the preprocessing config and, in
-    ``detect`` mode, the detector's settings.
+    ``detect`` and ``landmarks`` mode, the detector's settings.
 
     The cache holds training-view crops, so the test-time scales are not part of the key.
     """
     config: dict[str, object] = {k: v for k, v in preprocessor.config.to_dict().items() if k != "tta_scales"}
     if preprocessor.config.mode == "detect":
         config["detector"] = asdict(preprocessor.detector)
+    elif preprocessor.config.mode == "landmarks":
+        config["landmarker"] = asdict(preprocessor.landmarker)
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for p in paths:
         st = p.stat()

@@ -67,3 +67,47 @@ def test_cli_errors_are_exit_codes(untrained_checkpoint: Path, tmp_path: Path) -
     (tmp_path / "empty.jpg").write_bytes(b"")
     assert main(["-q", "embed", "--model", str(untrained_checkpoint), str(tmp_path / "empty.jpg")]) == 1
     assert main([]) == 2
+
+
+def test_cli_mode_choices_are_the_preprocessing_modes() -> None:
+    from facepp.face_commands import MODE_CHOICES
+    from facepp.vision.align import MODES
+
+    assert MODE_CHOICES == MODES
+
+
+def test_evaluation_crops_faces_the_way_the_model_was_trained(untrained_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    """Without --mode, a model trained on landmark-aligned crops is evaluated on them;
+    --mode overrides."""
+    from facepp.model.checkpoint import update_metadata
+
+    model = tmp_path / "landmarks.pt"
+    model.write_bytes(untrained_checkpoint.read_bytes())
+    meta = load_checkpoint(model)["metadata"]
+    update_metadata(model, {"preprocessing": {**meta["preprocessing"], "mode": "landmarks"}})
+    base = ["-q", "evaluate", "--model", str(model), "--data", str(data_root / "orl"), "--identities", "s31", "s32",
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main([*base, "--json", str(tmp_path / "default.json")]) == 0
+    assert main([*base, "--mode", "center", "--json", str(tmp_path / "center.json")]) == 0
+    default, center = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("default", "center"))
+    assert default["preprocessing_mode"] == "landmarks" and center["preprocessing_mode"] == "center"
+    assert default["auc"] != center["auc"]
+
+
+def test_calibration_stores_the_alignment_it_measured(untrained_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    """A threshold measured on landmark-aligned crops makes the terminal align by landmarks;
+    one measured on the fixed centre crop leaves the photo pipeline as it was."""
+    from facepp.model import Embedder
+
+    model = tmp_path / "copy.pt"
+    model.write_bytes(untrained_checkpoint.read_bytes())
+    base = ["-q", "evaluate", "--model", str(model), "--data", str(data_root / "orl"), "--identities", "s31", "s32",
+            "--cache-dir", str(tmp_path / "cache"), "--calibrate-far", "0.01"]
+    assert Embedder.from_checkpoint(model).preprocessor.config.mode == "detect"
+    assert main([*base, "--mode", "center"]) == 0
+    assert Embedder.from_checkpoint(model).preprocessor.config.mode == "detect"
+    assert main([*base, "--mode", "landmarks"]) == 0
+    meta = load_checkpoint(model)["metadata"]
+    assert meta["inference_preprocessing"]["mode"] == "landmarks"
+    assert meta["calibration"]["preprocessing_mode"] == "landmarks"
+    assert Embedder.from_checkpoint(model).preprocessor.config.mode == "landmarks"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facepp.errors import ConfigError
-from facepp.model.train import EpochStats, TrainResult, fit, learning_rate
+from facepp.model.train import EpochStats, TrainConfig, TrainResult, fit, learning_rate
 from facepp.vision.align import PreprocessConfig
 
 from .conftest import SIZE, tiny_config
@@ -100,3 +100,19 @@ def test_augment_presets_are_valid_and_keep_range() -> None:
         out = augment_batch(x, preset, torch.Generator().manual_seed(0))
         assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1, name
     assert torch.allclose(augment_batch(x, AUGMENT_PRESETS["none"], torch.Generator().manual_seed(0)), x, atol=1e-5)
+
+
+@pytest.mark.parametrize(("trained_mode", "inference_mode"), [("center", "landmarks"), ("detect", "detect"), ("landmarks", "landmarks")])
+def test_inference_preprocessing_follows_the_training_crops(trained_mode: str, inference_mode: str) -> None:
+    """Photos are aligned by landmarks onto the training framing, unless the model was
+    trained on Haar crops. Inference picks the largest face, whatever training did."""
+    from facepp.model.backbone import build_backbone
+    from facepp.model.train import model_metadata
+    from facepp.vision.align import DEFAULT_TTA_SCALES, preset_for
+
+    preprocessing = preset_for("lfw", input_size=32, mode=trained_mode)
+    meta = model_metadata(build_backbone("mobilefacenet-tiny", input_size=32), config=TrainConfig(), preprocessing=preprocessing)
+    inference = meta["inference_preprocessing"]
+    assert inference["mode"] == inference_mode and inference["pick"] == "largest"
+    assert inference["fallback_center"] is False and tuple(inference["tta_scales"]) == DEFAULT_TTA_SCALES
+    assert meta["preprocessing"]["pick"] == "central"
