@@ -5,7 +5,7 @@ stored in every checkpoint so inference repeats exactly what training did.
 
 Three modes:
 
-* ``landmarks``: dlib face detection (largest face) and five landmarks (eye corners,
+* ``landmarks``: dlib face detection (the largest or the central face, ``pick``) and five landmarks (eye corners,
   nose base), mapped by a least-squares similarity transform onto
   :data:`LANDMARK_TEMPLATE`: rotation, scale and position all come from the face itself;
 * ``detect``: Haar face detection (largest face), eyes levelled when both are found,
@@ -186,6 +186,7 @@ class FacePreprocessor:
     Args:
         config: The preprocessing description.
         detector: Face detector for ``detect`` mode.
+        landmarker: Face and landmark detector for ``landmarks`` mode.
     """
 
     def __init__(
@@ -260,8 +261,8 @@ class FacePreprocessor:
             h, w = image.shape[:2]
             faces.sort(key=lambda f: math.dist(f.box.center, (w / 2, h / 2)))
         face = faces[0]
-        matrix = similarity_transform(face.points, self.landmark_targets(1.0))
         pixels, views = self._crops(lambda s: warp(image, similarity_transform(face.points, self.landmark_targets(s)), self.config.input_size))
+        matrix = similarity_transform(face.points, self.landmark_targets(1.0))  # every view has the same rotation
         angle = math.degrees(math.atan2(matrix[1, 0], matrix[0, 0]))
         notes = (f"{len(faces)} faces found: the {self.config.pick} was used",) if len(faces) > 1 else ()
         return AlignedFace(pixels, views, len(faces), face.box, True, angle, notes)
