@@ -10,13 +10,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from facepp.data.datasets import FaceDataset, load_dataset, natural_key
 from facepp.data.protocol import identities_in_pairs, read_pairs, read_people
+from facepp.data.splits import split_identities
 from facepp.errors import DatasetError
 from facepp.model.train import Callback, TrainConfig, TrainResult, fit
 from facepp.vision.align import FacePreprocessor, PreprocessConfig, preset_for
-from facepp.vision.cache import dataset_crops
+from facepp.vision.cache import preprocess_paths
+
+if TYPE_CHECKING:
+    from facepp.model.teacher import DlibTeacher
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +37,18 @@ class IdentitySelection:
         exclude_pairs: Pairs files whose identities are left out (the evaluation pairs).
         exclude: Further names to leave out.
         min_images: Keep identities with at least this many images.
+        validation_fraction: Hold out this fraction of the selected identities (seeded) for
+            choosing hyper-parameters; their names are stored in the checkpoint as
+            ``validation_identities`` (``facepp evaluate --validation`` scores them).
+        validation_seed: Seed of the held-out draw.
     """
 
     include: tuple[str, ...] | None = None
     exclude_pairs: tuple[Path, ...] = ()
     exclude: tuple[str, ...] = ()
     min_images: int = 1
+    validation_fraction: float = 0.0
+    validation_seed: int = 0
 
 
 def select_training_set(root: str | Path, selection: IdentitySelection) -> FaceDataset:
@@ -78,6 +91,7 @@ def train_on_folder(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     init_checkpoint: str | Path | None = None,
+    teacher: DlibTeacher | None = None,
 ) -> TrainResult:
     """Select identities, preprocess (with cache), then :func:`facepp.model.train.fit`.
 
@@ -93,21 +107,41 @@ def train_on_folder(
         callbacks: Per-epoch callbacks.
         progress: tqdm bars.
         init_checkpoint: Fine-tune from this checkpoint's backbone.
+        teacher: Distil this teacher's embeddings into the student (``config.distill_weight``);
+            its embeddings are cached in ``cache_dir`` by image digest and view. Images the
+            teacher finds no face in are left out.
     """
     subset = select_training_set(root, selection)
+    extra: dict[str, Any] = {}
+    if selection.validation_fraction > 0:
+        split = split_identities(subset.identities, test_fraction=selection.validation_fraction, seed=selection.validation_seed)
+        subset = subset.subset(list(split.train))
+        extra["validation_identities"] = list(split.test)
+        logger.info("holding out %d validation identities, training on %d", len(split.test), len(split.train))
     preprocessing = preprocessing or preset_for(subset.layout, input_size=input_size)
-    crops, labels = dataset_crops(
-        [(s.path, s.label) for s in subset.samples], FacePreprocessor(preprocessing), cache_dir=cache_dir, progress=progress
-    )
+    paths = [s.path for s in subset.samples]
+    crops, ok = preprocess_paths(paths, FacePreprocessor(preprocessing), cache_dir=cache_dir, progress=progress)
+    labels = np.array([s.label for s in subset.samples], dtype=np.int64)
+    targets = None
+    if teacher is not None:
+        from facepp.model.distill import teacher_targets
+
+        targets, teacher_ok, extra["distillation"] = teacher_targets(paths, teacher, cache_dir=cache_dir, progress=progress)
+        ok &= teacher_ok
+        targets = targets[ok]
+        extra["distillation"]["weight"] = config.distill_weight
+    crops, labels = crops[ok], labels[ok]
     metadata = {
         "dataset": {
             "root_name": Path(root).name,
             "layout": subset.layout,
             "identities": len(subset.identities),
             "images": int(len(labels)),
-        }
+        },
+        **extra,
     }
     return fit(
         crops, labels, config=config, preprocessing=preprocessing, checkpoint_path=checkpoint_path,
         resume=resume, callbacks=callbacks, metadata=metadata, progress=progress, init_checkpoint=init_checkpoint,
+        targets=targets,
     )

@@ -8,6 +8,8 @@ augmentation. The learning rate follows a warm-up + cosine schedule over the
 ``max_minutes``: a time-limited run still ends with a fully decayed rate.
 With ``ema > 0`` the checkpoint holds an exponential moving average of the
 weights and BatchNorm statistics (Polyak averaging), the raw weights only for resume.
+With teacher ``targets`` and ``distill_weight > 0`` the loss adds an embedding
+distillation term (see :mod:`facepp.model.distill`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,6 +56,7 @@ class TrainConfig:
     warmup_fraction: float = 0.03
     dropout: float = 0.0
     ema: float = 0.0
+    distill_weight: float = 0.0
     max_minutes: float | None = None
     seed: int = 0
     num_threads: int = 2
@@ -66,6 +69,8 @@ class TrainConfig:
             raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
+        if self.distill_weight < 0:
+            raise ConfigError(f"distill_weight must be >= 0, got {self.distill_weight}")
 
 
 @dataclass
@@ -115,23 +120,30 @@ def train_one_epoch(
     progress_fn: Callable[[int], float],
     desc: str = "train",
     after_step: Callable[[], None] | None = None,
-) -> tuple[float, float, float, float, bool]:
+    targets: np.ndarray | None = None,
+) -> tuple[float, float, float, float, bool, float]:
     """One pass over the shuffled data (last incomplete batch dropped).
 
     Args:
         progress_fn: Maps the number of steps done in this epoch to the run progress in [0, 1];
             the epoch stops early when it reaches 1 (time budget spent).
         after_step: Called after every optimizer step (e.g. a weight average update).
+        targets: (N, 2, D) unit-norm teacher embeddings of each crop and of its mirror image
+            (distillation with ``config.distill_weight``). Each sample is mirrored or not at
+            random and matched with the teacher's embedding of that view.
 
     Returns:
-        (mean loss, accuracy on plain cosine logits, last lr, last progress, stopped early).
+        (mean loss, accuracy on plain cosine logits, last lr, last progress, stopped early,
+        mean student-teacher cosine similarity (NaN without targets)).
     """
+    distilling = targets is not None and config.distill_weight > 0
+    augment = replace(config.augment, flip=0.0) if distilling else config.augment
     model.train()
     head.train()
     n = len(labels)
     order = torch.randperm(n, generator=generator).numpy()
     steps = max(1, n // config.batch_size)
-    total_loss = total_correct = total_seen = 0.0
+    total_loss = total_correct = total_seen = total_cosine = 0.0
     lr = progress = 0.0
     stopped = False
     bar = tqdm(range(steps), desc=desc, unit="batch", leave=False, mininterval=2.0)
@@ -144,10 +156,19 @@ def train_one_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = np.sort(order[step * config.batch_size : (step + 1) * config.batch_size])
-        x = augment_batch(to_tensor(crops[idx]), config.augment, generator)
+        x = to_tensor(crops[idx])
         y = torch.from_numpy(labels[idx]).long()
-        logits, cosine = head(cast(EmbeddingBackbone, model).forward_raw(x), y)
+        if distilling:
+            mirrored = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(mirrored.view(-1, 1, 1, 1), x.flip(-1), x)
+            target = torch.from_numpy(cast(np.ndarray, targets)[idx, mirrored.long().numpy()])
+        raw = cast(EmbeddingBackbone, model).forward_raw(augment_batch(x, augment, generator))
+        logits, cosine = head(raw, y)
         loss = F.cross_entropy(logits, y)
+        if distilling:
+            agreement = (F.normalize(raw, dim=1) * target).sum(1)
+            loss = loss + config.distill_weight * (1.0 - agreement).mean()
+            total_cosine += float(agreement.detach().sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -159,7 +180,7 @@ def train_one_epoch(
         bar.set_postfix(loss=f"{total_loss / total_seen:.3f}", acc=f"{total_correct / total_seen:.3f}", lr=f"{lr:.1e}")
     bar.close()
     seen = max(total_seen, 1.0)
-    return total_loss / seen, total_correct / seen, lr, progress, stopped
+    return total_loss / seen, total_correct / seen, lr, progress, stopped, total_cosine / seen if distilling else math.nan
 
 
 def fit(
@@ -174,6 +195,7 @@ def fit(
     metadata: dict[str, Any] | None = None,
     progress: bool = True,
     init_checkpoint: str | Path | None = None,
+    targets: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a backbone + margin head, checkpointing atomically after every epoch.
 
@@ -189,6 +211,8 @@ def fit(
         progress: Show tqdm bars.
         init_checkpoint: Start from this checkpoint's backbone weights (fine-tuning; a new head
             is trained for the new identities). Ignored when resuming.
+        targets: (N, 2, embedding_dim) teacher embeddings of each crop and its mirror image,
+            for distillation (``config.distill_weight > 0``).
 
     Returns:
         The run summary.
@@ -201,6 +225,8 @@ def fit(
     size = preprocessing.input_size
     if crops.dtype != np.uint8 or crops.shape[1:] != (size, size, 3) or len(crops) != len(labels):
         raise ConfigError(f"crops must be (N, {size}, {size}, 3) uint8 matching labels, got {crops.dtype} {crops.shape}")
+    if targets is not None and targets.shape != (len(labels), 2, config.embedding_dim):
+        raise ConfigError(f"teacher targets must be (N, 2, {config.embedding_dim}) for N = {len(labels)}, got {targets.shape}")
     num_classes = int(labels.max()) + 1
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -250,20 +276,22 @@ def fit(
         def progress_fn(step: int, epoch: int = epoch) -> float:
             return max((epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch), (time.monotonic() - t0) / budget)
 
-        loss, acc, lr, prog, stopped = train_one_epoch(
+        loss, acc, lr, prog, stopped, agreement = train_one_epoch(
             model, head, optimizer, crops, labels, config=config, generator=generator,
             progress_fn=progress_fn, desc=f"epoch {epoch + 1}/{config.epochs}",
-            after_step=None if ema is None else lambda: ema.update_parameters(model),
+            after_step=None if ema is None else lambda: ema.update_parameters(model), targets=targets,
         )
         published = model if ema is None else ema.module
         elapsed = time.monotonic() - t0
-        stats = EpochStats(epoch + 1, loss, acc, lr, elapsed / 60, prog)
+        extra = {} if math.isnan(agreement) else {"teacher_cosine": agreement}
+        stats = EpochStats(epoch + 1, loss, acc, lr, elapsed / 60, prog, extra)
         for callback in callbacks:
             callback(stats, published)
         history.append(stats)
         logger.info(
-            "epoch %d: loss %.4f acc %.4f lr %.2e (%.1f min wall, %.1f CPU-min)",
-            epoch + 1, loss, acc, lr, elapsed / 60, (time.process_time() - cpu0) / 60,
+            "epoch %d: loss %.4f acc %.4f%s lr %.2e (%.1f min wall, %.1f CPU-min)",
+            epoch + 1, loss, acc, "" if math.isnan(agreement) else f" teacher-cos {agreement:.4f}", lr,
+            elapsed / 60, (time.process_time() - cpu0) / 60,
         )
         finished = stopped or epoch + 1 == config.epochs
         _save(checkpoint_path, published, head, optimizer, generator, config, preprocessing, num_classes,

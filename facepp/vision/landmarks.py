@@ -45,6 +45,22 @@ class FaceLandmarks:
     score: float
 
 
+def models_file(name: str) -> Path:
+    """A file of the installed ``face_recognition_models`` package (located, never imported:
+    the package needs ``pkg_resources``).
+
+    Raises:
+        ConfigError: the package or the file is missing.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("facepp needs the face_recognition_models package (its dlib model files)")
+    path = Path(next(iter(spec.submodule_search_locations))) / name
+    if not path.is_file():
+        raise ConfigError(f"dlib model file not found at {path}")
+    return path
+
+
 @lru_cache(maxsize=1)
 def _models() -> tuple[Any, Any]:
     """(dlib HOG face detector, dlib 5-point shape predictor), loaded once per process."""
@@ -52,13 +68,7 @@ def _models() -> tuple[Any, Any]:
         import dlib
     except ImportError:
         raise ConfigError("landmark alignment needs dlib: pip install dlib-bin face_recognition_models") from None
-    spec = importlib.util.find_spec("face_recognition_models")  # locate, do not import (it needs pkg_resources)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("landmark alignment needs the face_recognition_models package (its 5-point predictor)")
-    path = Path(next(iter(spec.submodule_search_locations))) / PREDICTOR_FILE
-    if not path.is_file():
-        raise ConfigError(f"5-point landmark predictor not found at {path}")
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(models_file(PREDICTOR_FILE)))
 
 
 @dataclass(frozen=True)
