@@ -9,6 +9,10 @@ LFW crops faces by landmarks by default (dlib detection, five landmarks, similar
 transform onto the template), ORL by Haar detection and eye levelling: for each, the
 pipeline its checkpoint makes the terminal run on photos, and the better one measured.
 
+Each dataset also gets the teacher's row (``*_teacher``): dlib's face ResNet behind its
+own detection and alignment, as the ``face_recognition`` library runs it, scored on the
+same pairs in the same run.
+
 Run: ``python -m benchmarks.accuracy [--quick] [--json out/accuracy.json]``. Prints a
 table; datasets come from ``$FACEPP_DATA``; checkpoints, JSON and ROC plots go to ``--out``.
 """
@@ -24,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facepp.evaluation.verify import evaluate_folder, store_calibration, write_json, write_report
+from facepp.evaluation.verify import evaluate_folder, evaluate_teacher, store_calibration, write_json, write_report
 from facepp.model.checkpoint import load_checkpoint
 from facepp.model.recipe import IdentitySelection, train_on_folder
 from facepp.model.train import TrainConfig
@@ -86,6 +90,12 @@ def run_orl(args: argparse.Namespace) -> dict[str, Any]:
             "init": str(init) if init else None, **report.summary()}
 
 
+def teacher_row(name: str, args: argparse.Namespace, data: Path, **pairs: Any) -> dict[str, Any]:
+    """The dlib teacher (the ``face_recognition`` library's model and pipeline) on the same pairs."""
+    report = evaluate_teacher(data, seed=args.seed, cache_dir=args.out / "cache", **pairs)
+    return {"name": name, "checkpoint": None, "train_minutes": None, "peer": True, **report.summary()}
+
+
 def run_lfw(args: argparse.Namespace) -> dict[str, Any] | None:
     lfw = args.data / "lfw"
     pairs = lfw / "pairsDevTest.txt"
@@ -130,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     if not args.skip_orl:
         rows.append(run_orl(args))
+        rows.append(teacher_row("orl_teacher", args, args.data / "orl", identities=ORL_TEST))
     if not args.skip_lfw:
         lfw = run_lfw(args)
         if lfw is not None:
             rows.append(lfw)
+            rows.append(teacher_row("lfw_teacher", args, args.data / "lfw", pairs_file=args.data / "lfw" / "pairsDevTest.txt"))
     print(format_table(rows))  # noqa: T201 - benchmark output
     if args.json:
         write_json(args.json, {"quick": args.quick, "results": rows})

@@ -60,6 +60,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="crop cache folder (default $FACEPP_CACHE or out/cache)")
     p.add_argument("--resume", action="store_true", help="continue from --out when it exists")
     p.add_argument("--init", type=Path, help="fine-tune: start from this checkpoint's backbone weights")
+    p.add_argument("--teacher", choices=["dlib"],
+                   help="distil this teacher's embeddings into the student (dlib: the public-domain 128-d face "
+                        "ResNet shipped in face_recognition_models); needs --embedding-dim 128")
+    p.add_argument("--distill-weight", type=float, default=50.0,
+                   help="weight of the 1 - cos(student, centred teacher) loss with --teacher (default 50)")
+    p.add_argument("--validation-fraction", type=float, default=0.0,
+                   help="hold out this fraction of the training identities (seeded by --seed) for choosing "
+                        "hyper-parameters; score them with `facepp evaluate --validation`")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -76,17 +84,27 @@ def _run_train(args: argparse.Namespace) -> int:
         include = people_file_names(args.people)
     elif args.identities:
         include = tuple(args.identities)
-    selection = IdentitySelection(include=include, exclude_pairs=tuple(args.exclude_pairs), min_images=args.min_images)
+    selection = IdentitySelection(
+        include=include, exclude_pairs=tuple(args.exclude_pairs), min_images=args.min_images,
+        validation_fraction=args.validation_fraction, validation_seed=args.seed,
+    )
+    teacher = None
+    if args.teacher:
+        from facepp.model.teacher import EMBEDDING_DIM, DlibTeacher
+
+        if args.embedding_dim != EMBEDDING_DIM:
+            raise ConfigError(f"--teacher dlib distils {EMBEDDING_DIM}-d embeddings: use --embedding-dim {EMBEDDING_DIM}")
+        teacher = DlibTeacher(pick="largest" if detect_layout(args.data) == "generic" else "central")
     config = TrainConfig(
         backbone=args.backbone, embedding_dim=args.embedding_dim, head=args.head, scale=args.scale, margin=args.margin, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout,
         max_minutes=args.max_minutes, seed=args.seed, num_threads=args.threads,
-        augment=AUGMENT_PRESETS[args.augment], ema=args.ema,
+        augment=AUGMENT_PRESETS[args.augment], ema=args.ema, distill_weight=args.distill_weight if teacher else 0.0,
     )
     preprocessing = preset_for(detect_layout(args.data), input_size=args.input_size, mode=args.mode)
     result = train_on_folder(
         args.data, selection=selection, config=config, checkpoint_path=args.out, preprocessing=preprocessing,
-        cache_dir=args.cache_dir or _default_cache_dir(), resume=args.resume, init_checkpoint=args.init,
+        cache_dir=args.cache_dir or _default_cache_dir(), resume=args.resume, init_checkpoint=args.init, teacher=teacher,
     )
     last = result.history[-1] if result.history else None
     logger.info(
@@ -98,10 +116,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- evaluate
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="checkpoint")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model, see facepp/models/MODEL_CARD.md)")
     p.add_argument("--data", required=True, type=Path, help="dataset folder")
     p.add_argument("--pairs", type=Path, help="LFW pairs file; without it: all genuine pairs + as many seeded impostors")
     p.add_argument("--identities", nargs="+", help="restrict the folder to these identities (no --pairs)")
+    p.add_argument("--validation", action="store_true",
+                   help="score the identities the model held out for validation (facepp train --validation-fraction)")
     p.add_argument("--max-genuine", type=int, help="subsample genuine pairs (no --pairs)")
     p.add_argument("--mode", choices=MODE_CHOICES, help="preprocessing (default: preset of the layout)")
     p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
@@ -119,9 +139,22 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from facepp.evaluation.verify import evaluate_folder, store_calibration, write_report
+    from facepp.model.checkpoint import load_checkpoint
+    from facepp.models import model_or_shipped
 
+    if args.model is None and args.calibrate_far is not None:
+        raise ConfigError("--calibrate-far writes into the model: copy the shipped model and give --model COPY")
+    args.model = model_or_shipped(args.model)
+
+    identities = args.identities
+    if args.validation:
+        if args.pairs or args.identities:
+            raise ConfigError("--validation chooses the identities: give neither --pairs nor --identities")
+        identities = load_checkpoint(args.model)["metadata"].get("validation_identities")
+        if not identities:
+            raise ConfigError(f"{args.model} held out no validation identities (train with --validation-fraction)")
     report = evaluate_folder(
-        args.model, args.data, pairs_file=args.pairs, identities=args.identities, max_genuine=args.max_genuine,
+        args.model, args.data, pairs_file=args.pairs, identities=identities, max_genuine=args.max_genuine,
         mode=args.mode, flip_tta=not args.no_flip, tta_scales=args.tta_scales, seed=args.seed, num_threads=args.threads,
         cache_dir=args.cache_dir or _default_cache_dir(),
     )
@@ -141,7 +174,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- embed
 def _embed_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="checkpoint")
+    p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model, see facepp/models/MODEL_CARD.md)")
     p.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, PGM, GIF, BMP, ...)")
     p.add_argument("--out", type=Path, help="output .npy ((N, dim) float32) or .json; default: JSON on stdout")
     p.add_argument("--mode", choices=MODE_CHOICES,
@@ -155,8 +188,10 @@ def _run_embed(args: argparse.Namespace) -> int:
     from facepp.data.images import read_image
     from facepp.model.embedder import Embedder
     from facepp.model.checkpoint import load_checkpoint
+    from facepp.models import model_or_shipped
     from facepp.vision.align import PreprocessConfig
 
+    args.model = model_or_shipped(args.model)
     meta = load_checkpoint(args.model)["metadata"]
     base = meta.get("inference_preprocessing") or meta["preprocessing"]
     if args.mode == "center":  # the training crop, at the inference scales

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from facepp.data.datasets import load_dataset
+from facepp.data.datasets import FaceDataset, load_dataset
 from facepp.data.protocol import Pair, build_pairs, read_pairs
 from facepp.evaluation import metrics
 from facepp.model.checkpoint import load_checkpoint, update_metadata
@@ -98,6 +98,53 @@ def score_pairs(embedder: Embedder, pairs: Sequence[Pair], *, cache_dir: Path | 
     return np.sum(a * b, axis=1).astype(np.float64), int((~ok).sum())
 
 
+def evaluation_pairs(
+    dataset: FaceDataset,
+    *,
+    pairs_file: str | Path | None = None,
+    identities: Sequence[str] | None = None,
+    max_genuine: int | None = None,
+    seed: int = 0,
+) -> tuple[list[Pair], str]:
+    """The pairs to score (from a pairs file, or built from the folder) and a description of them."""
+    if pairs_file is not None:
+        return list(read_pairs(pairs_file, dataset.root)), Path(pairs_file).name
+    subset = dataset.subset(list(identities)) if identities else dataset
+    pairs = build_pairs(subset, rng=np.random.default_rng(seed), max_genuine=max_genuine)
+    return list(pairs), f"all genuine + {len(pairs) // 2} seeded impostor pairs (seed {seed})"
+
+
+def evaluate_teacher(
+    data: str | Path,
+    *,
+    pairs_file: str | Path | None = None,
+    identities: Sequence[str] | None = None,
+    max_genuine: int | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+) -> VerificationReport:
+    """Evaluate the dlib teacher (:mod:`facepp.model.teacher`) on the same pairs as
+    :func:`evaluate_folder`, with its own detection and alignment and one view per image,
+    as the ``face_recognition`` library embeds a face. The face nearest the image centre
+    is used (as facepp's dataset presets pick), and an image without a detected face is
+    aligned on its central square, so every pair is scored."""
+    from facepp.model.teacher import DlibTeacher, TeacherCache
+
+    dataset = load_dataset(data)
+    pairs, source = evaluation_pairs(dataset, pairs_file=pairs_file, identities=identities, max_genuine=max_genuine, seed=seed)
+    paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
+    teacher = DlibTeacher(pick="central", fallback_center=True)
+    vectors, ok = TeacherCache(teacher, cache_dir).embeddings(paths, progress=False)
+    index = {p: i for i, p in enumerate(paths)}
+    plain = vectors[:, 0]
+    scores = np.array([float(plain[index[p.path_a]] @ plain[index[p.path_b]]) for p in pairs])
+    return VerificationReport.from_scores(
+        scores, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]), dataset=Path(data).name,
+        pairs_source=source, preprocessing_mode="dlib (HOG, 5 landmarks, 150 px chip)", flip_tta=False,
+        tta_scales=[1.0], preprocess_failures=int((~ok).sum()), model="dlib_face_recognition_resnet_model_v1",
+    )
+
+
 def evaluate_folder(
     model_path: str | Path,
     data: str | Path,
@@ -140,13 +187,7 @@ def evaluate_folder(
     fallback = preset.fallback_center or preset.mode != "center"  # a curated dataset: never drop an image
     preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": fallback})
     embedder = Embedder(embedder0.model, preset, metadata=embedder0.metadata, flip_tta=flip_tta)
-    if pairs_file is not None:
-        pairs = read_pairs(pairs_file, dataset.root)
-        source = Path(pairs_file).name
-    else:
-        subset = dataset.subset(list(identities)) if identities else dataset
-        pairs = build_pairs(subset, rng=np.random.default_rng(seed), max_genuine=max_genuine)
-        source = f"all genuine + {len(pairs) // 2} seeded impostor pairs (seed {seed})"
+    pairs, source = evaluation_pairs(dataset, pairs_file=pairs_file, identities=identities, max_genuine=max_genuine, seed=seed)
     scores, failures = score_pairs(embedder, pairs, cache_dir=cache_dir)
     labels = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
