@@ -21,6 +21,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from facepp.errors import FaceppError
 from facepp.model.embedder import Embedder
+from facepp.models import SHIPPED_FILE, model_or_shipped
 from webapp.terminal.config import TerminalConfig
 from webapp.terminal.db import Database, Operator
 from webapp.terminal.keystore import TerminalKeys, ensure_private_dir
@@ -84,7 +85,7 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     app = Flask(__name__, instance_path=str(instance))
     app.request_class = InMemoryRequest  # uploaded images stay in memory, never spooled to disk
 
-    embedder = Embedder.from_checkpoint(cfg.checkpoint, num_threads=cfg.torch_threads)
+    embedder = Embedder.from_checkpoint(model_or_shipped(cfg.checkpoint), num_threads=cfg.torch_threads)
     threshold = resolve_threshold(cfg, embedder)
     keys = TerminalKeys.load(instance)
     database = Database(cfg.db_url)
@@ -141,7 +142,7 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
                 raise
             logger.error("matcher not ready at start (%s); will register at the first request", exc)
     logger.info("terminal ready: model %s (dim %d), threshold %.3f, matcher %s, key %s",
-                Path(cfg.checkpoint).name, service.dim, threshold, cfg.matcher_url, keys.holder.fingerprint_hex[:16])
+                Path(cfg.checkpoint or SHIPPED_FILE).name, service.dim, threshold, cfg.matcher_url, keys.holder.fingerprint_hex[:16])
     return app
 
 

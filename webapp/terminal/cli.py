@@ -3,7 +3,7 @@
 Examples::
 
     FACEPP_TERMINAL_MATCHER_API_KEY=... FACEPP_TERMINAL_API_TOKEN=... \\
-        facepp-terminal serve --checkpoint out/lfw_resface.pt --port 8500
+        facepp-terminal serve --port 8500     # the shipped model; --checkpoint M for another
     facepp-terminal create-operator --username alice          # asks for the password
     echo "$PASSWORD" | facepp-terminal create-operator --username bob --password-stdin
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML config file (default $FACEPP_TERMINAL_CONFIG)")
-    common.add_argument("--checkpoint", help="model checkpoint (.pt)")
+    common.add_argument("--checkpoint", help="model checkpoint (.pt; default: the shipped model)")
     common.add_argument("--threshold", type=float, help="cosine decision threshold (overrides the checkpoint's)")
     common.add_argument("--instance-dir", help="folder for keys and the database")
     common.add_argument("--matcher-url", help="matcher base URL, e.g. http://127.0.0.1:8600")

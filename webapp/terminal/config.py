@@ -24,7 +24,8 @@ class TerminalConfig(LayeredSettings):
     """Settings of one terminal instance.
 
     Attributes:
-        checkpoint: trained model checkpoint (``facepp train`` / federated training output).
+        checkpoint: trained model checkpoint (``facepp train`` / federated training output);
+            None: the shipped model (``facepp.models``), SHA-256 checked.
         threshold: cosine decision threshold; overrides the checkpoint's calibrated
             ``threshold``. Required when the checkpoint has none.
         instance_dir: folder for the CKKS key file, the HMAC key, the Flask secret
@@ -54,7 +55,7 @@ class TerminalConfig(LayeredSettings):
     SECTION: ClassVar[str] = "terminal"
     ENV_PREFIX: ClassVar[str] = ENV_PREFIX
 
-    checkpoint: str = "out/lfw_resface.pt"
+    checkpoint: str | None = None
     threshold: float | None = None
     instance_dir: str = "out/terminal"
     db: str | None = None
