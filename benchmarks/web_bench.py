@@ -96,7 +96,7 @@ def _checkpoint(path: Path | None, folder: Path) -> tuple[Path, str]:
 
 def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int) -> tuple[str, float]:
     """Keys, matcher database and terminal names for ``size`` synthetic templates; returns (matcher key, seconds)."""
-    from facepp.crypto.ckks_packing import pack_bitmap
+    from facepp.crypto.ckks.packing import pack_bitmap
     from webapp.matcher.api import EXTENSION
     from webapp.matcher.app import create_app as create_matcher
     from webapp.matcher.auth import create_api_key

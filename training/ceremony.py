@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.paillier import PackingPlan, SecretKey, VectorCipher, generate_keypair
+from facepp.crypto.paillier.secret_cipher import PackingPlan, SecretKey, VectorCipher, generate_keypair
 from facepp.io import atomic_write_bytes
 from training.coordinator import FederationConfig, hash_token
 from training.fedavg import weighted_contribution

@@ -83,7 +83,7 @@ def _participant_main(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     from dataclasses import replace
 
-    from facepp.crypto.paillier import SecretKey
+    from facepp.crypto.paillier.secret_cipher import SecretKey
     from training.local import build_model, load_flat_weights, local_trainer, save_global_model
     from training.participant import Participant
     from training.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation

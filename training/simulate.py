@@ -33,9 +33,9 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
-from facepp.crypto.encrypted_vector import EncryptedVector
-from facepp.crypto.packing import PackingPlan
-from facepp.crypto.paillier import SecretKey, VectorCipher
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier.packing import PackingPlan
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
 from facepp.evaluation.verify import evaluate_folder
 from facepp.model import TrainConfig
 from facepp.vision.align import PreprocessConfig

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from facepp.crypto.paillier import SecretKey, generate_keypair
+from facepp.crypto.paillier.secret_cipher import SecretKey, generate_keypair
 from training.ceremony import Federation, create_federation
 
 ROOT = Path(__file__).resolve().parents[2]

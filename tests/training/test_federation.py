@@ -13,9 +13,9 @@ import pytest
 
 from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_participant
 from tests.training.toy_participant import SAMPLE_SCALE, toy_update
-from facepp.crypto.encrypted_vector import EncryptedVector
-from facepp.crypto.packing import PackingPlan
-from facepp.crypto.paillier import SecretKey, VectorCipher
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier.packing import PackingPlan
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
 from training.fedavg import average_from_sum, fedavg
 
 # Per round the decoded average errs by at most K * 2**-(f+1) / sum(w) = 3 * 1.9e-6 / 0.3 (f = 18,
@@ -102,7 +102,7 @@ def test_server_killed_mid_round_loses_no_accepted_upload(make_federation, initi
 def test_server_code_never_loads_secret_key_code() -> None:
     code = (
         "import sys, training.server, training.cli, training.coordinator, training.store;"
-        "bad = [m for m in sys.modules if m.endswith(('paillier_secret', 'crypto.paillier', 'training.participant'))];"
+        "bad = [m for m in sys.modules if m.startswith('facepp.crypto.paillier.secret_') or m.endswith('training.participant')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -115,8 +115,8 @@ def test_server_state_holds_no_secret_key(server: ServerProcess) -> None:
 
 
 def test_nothing_the_server_received_or_stored_holds_plaintext(make_federation, initial_weights: np.ndarray, tmp_path: Path) -> None:
-    from facepp.crypto.encrypted_vector import EncryptedVector
-    from facepp.crypto.paillier_public import PublicKey
+    from facepp.crypto.paillier.encrypted_vector import EncryptedVector
+    from facepp.crypto.paillier.public_key import PublicKey
     from training.audit import find_leaks, read_tree
     from training.fedavg import weighted_contribution
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import requests
 
-from facepp.crypto.paillier import SecretKey, VectorCipher, generate_keypair
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher, generate_keypair
 from tests.training.conftest import MODEL_SIZE, PARTICIPANTS, ServerProcess
 from training.ceremony import federation_plan
 from training.fedavg import weighted_contribution

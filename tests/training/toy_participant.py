@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.paillier import SecretKey
+from facepp.crypto.paillier.secret_cipher import SecretKey
 from training.participant import LocalUpdate, Participant
 
 SAMPLE_SCALE = 100.0

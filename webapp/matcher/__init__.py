@@ -2,9 +2,9 @@
 
 Holds the terminal's public CKKS bundle, the packed encrypted gallery, opaque
 subject ids, hashed API keys and an audit log. It never imports or constructs a
-secret key: it uses :mod:`facepp.crypto.ckks_public`, :mod:`facepp.crypto.ckks_matcher`
-and :mod:`facepp.crypto.ckks_gallery` (plus the key-less wire helpers they build
-on), never :mod:`facepp.crypto.ckks` or :mod:`facepp.crypto.ckks_keys`
+secret key: it uses :mod:`facepp.crypto.ckks.public_key`, :mod:`facepp.crypto.ckks.matcher`
+and :mod:`facepp.crypto.ckks.gallery` (plus the key-less wire helpers they build
+on), never :mod:`facepp.crypto.ckks.secret_key`
 (``tests/webapp/matcher/test_isolation.py`` proves it).
 
 Modules: ``config`` (frozen config), ``protocol`` (HTTP constants and input

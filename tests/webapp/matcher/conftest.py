@@ -13,7 +13,7 @@ import pytest
 import waitress
 from flask import Flask
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from webapp.matcher.api import EXTENSION, MatcherState
 from webapp.matcher.app import create_app
 from webapp.matcher.auth import create_api_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.webapp.matcher.conftest import DIM, MatcherServer
 from webapp.matcher.client import MatcherClient, live_slots
 

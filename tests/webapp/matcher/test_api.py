@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import requests
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.errors import ConflictError, NotFoundError
 from tests.webapp.matcher.conftest import DIM, MatcherServer
 from webapp.matcher.client import MatcherError

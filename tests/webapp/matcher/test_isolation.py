@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.webapp.matcher.conftest import DIM
 
 ROOT = Path(__file__).resolve().parents[3]
 MATCHER_DIR = ROOT / "webapp" / "matcher"
-SECRET_MODULES = ("facepp.crypto.ckks_keys", "facepp.crypto.ckks", "facepp.crypto.paillier_secret",
-                  "facepp.crypto.paillier")
+SECRET_MODULES = ("facepp.crypto.ckks.secret_key", "facepp.crypto.paillier.secret_key",
+                  "facepp.crypto.paillier.secret_cipher")
 FORBIDDEN_CALLS = ("decrypt", "decryptFrac", "decrypt_scores", "decrypt_score_slots", "keyGen", "generate",
                    "from_secret_bytes", "to_secret_bytes", "refresh_block", "from_bytes_secret_key")
 
@@ -54,7 +54,7 @@ def test_fresh_interpreter_never_loads_a_secret_key_module(tmp_path: Path, key_h
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "webapp.matcher.service" in loaded and "facepp.crypto.ckks_matcher" in loaded
+    assert "webapp.matcher.service" in loaded and "facepp.crypto.ckks.matcher" in loaded
     assert [m for m in SECRET_MODULES if m in loaded] == []
     score = key_holder.decrypt_scores((tmp_path / "scores").read_bytes(), dim=DIM)["alice"]
     assert abs(score - float(embeddings[0] @ embeddings[1])) < 1e-4, "the isolated matcher computed correctly"

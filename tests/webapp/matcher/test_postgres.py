@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.webapp.matcher.conftest import MatcherServer, snapshot
 from tests.webapp.matcher.flows import enrol_score_restart
 from webapp.matcher.client import MatcherError

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.webapp.matcher.conftest import DIM, MatcherServer
 from tests.webapp.matcher.flows import enrol_all, identify_scores, refresh, subject_ids, verify_score
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.webapp.matcher.conftest import DIM, MatcherServer, raw_request, snapshot
 
 MiB = 1 << 20
