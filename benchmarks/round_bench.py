@@ -26,7 +26,7 @@ from scipy import stats
 
 from benchmarks.report import print_table, write_json
 from facepp.model import TrainConfig
-from training.simulate import SimulationConfig, simulate
+from training.simulation.simulate import SimulationConfig, simulate
 
 KEYS = ("rounds", "local_epochs", "model_parameters", "encrypted_round_s", "plaintext_round_s", "round_time_ratio",
         "upload_bytes_per_round", "plaintext_bytes_per_round", "encrypted_accuracy", "plaintext_accuracy",

@@ -86,7 +86,7 @@ def _checkpoint(path: Path | None, folder: Path) -> tuple[Path, str]:
         return default, default.name
     from facepp.model.train import TrainConfig
     from facepp.vision.align import PreprocessConfig
-    from training.local import build_model, save_global_model
+    from training.participant.local import build_model, save_global_model
 
     config = TrainConfig(seed=0)
     target = folder / "untrained.pt"

@@ -31,7 +31,7 @@ import requests
 
 from facepp.evaluation.verify import evaluate_folder, store_calibration
 from facepp.model import TrainConfig
-from training.simulate import SimulationConfig, simulate
+from training.simulation.simulate import SimulationConfig, simulate
 
 log = logging.getLogger("demo")
 ENROLLED = [f"s{i}" for i in range(31, 41)]

@@ -23,9 +23,9 @@ import numpy as np
 
 from facepp.crypto.paillier.secret_cipher import PackingPlan, SecretKey, VectorCipher, generate_keypair
 from facepp.io import atomic_write_bytes
-from training.coordinator import FederationConfig, hash_token
+from training.server.coordinator import FederationConfig, hash_token
 from training.fedavg import weighted_contribution
-from training.store import Store
+from training.server.store import Store
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from training.privacy import DPConfig
+    from training.participant.privacy import DPConfig
 
 
 def _guarded(run, argv: list[str] | None) -> int:  # type: ignore[no-untyped-def]
@@ -45,7 +45,7 @@ def _server_main(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     import waitress
 
-    from training.server import create_app
+    from training.server.app import create_app
 
     app = create_app({"FEDERATION": args.federation, "STATE_DIR": args.state, "RECORD_REQUESTS": args.record_requests})
     logging.getLogger(__name__).info("parameter server on http://%s:%d", args.host, args.port)
@@ -84,9 +84,9 @@ def _participant_main(argv: list[str] | None) -> int:
     from dataclasses import replace
 
     from facepp.crypto.paillier.secret_cipher import SecretKey
-    from training.local import build_model, load_flat_weights, local_trainer, save_global_model
-    from training.participant import Participant
-    from training.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
+    from training.participant.local import build_model, load_flat_weights, local_trainer, save_global_model
+    from training.participant.client import Participant
+    from training.participant.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
 
     name = args.dir.resolve().name
     spec = TrainingSpec.from_json((args.dir / "training.json").read_text())
@@ -133,7 +133,7 @@ def build_federation_parser() -> argparse.ArgumentParser:
 
 def add_dp_arguments(parser: argparse.ArgumentParser) -> None:
     """Optional client-level differential privacy (off unless --dp-noise is given)."""
-    group = parser.add_argument_group("optional client-level differential privacy (training.privacy)")
+    group = parser.add_argument_group("optional client-level differential privacy (training.participant.privacy)")
     group.add_argument("--dp-noise", type=float, help="noise multiplier: aggregate noise std / clip (enables DP)")
     group.add_argument("--dp-clip", type=float, default=1.0, help="L2 bound on a participant's per-round update (default 1.0)")
     group.add_argument("--dp-delta", type=float, default=1e-5, help="delta of the reported (epsilon, delta) (default 1e-5)")
@@ -141,7 +141,7 @@ def add_dp_arguments(parser: argparse.ArgumentParser) -> None:
 
 def dp_config(args: argparse.Namespace, min_contributors: int) -> DPConfig | None:
     """The DPConfig the flags ask for, or None."""
-    from training.privacy import DPConfig
+    from training.participant.privacy import DPConfig
 
     if args.dp_noise is None:
         return None
@@ -156,8 +156,8 @@ def _federation_main(argv: list[str] | None) -> int:
     args = build_federation_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     from training.ceremony import create_federation
-    from training.local import build_model, flat_weights
-    from training.spec import TrainingSpec
+    from training.participant.local import build_model, flat_weights
+    from training.participant.spec import TrainingSpec
 
     names = tuple(n.strip() for n in args.participants.split(",") if n.strip())
     quorum = args.quorum or len(names) // 2 + 1  # the DP noise shares are sized for it
@@ -199,7 +199,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     import os
 
     from facepp.model import TrainConfig
-    from training.simulate import SimulationConfig, simulate
+    from training.simulation.simulate import SimulationConfig, simulate
 
     data = args.data or Path(os.environ.get("FACEPP_DATA", "../shared/data")) / "orl"
     config = SimulationConfig(

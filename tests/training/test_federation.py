@@ -101,8 +101,8 @@ def test_server_killed_mid_round_loses_no_accepted_upload(make_federation, initi
 
 def test_server_code_never_loads_secret_key_code() -> None:
     code = (
-        "import sys, training.server, training.cli, training.coordinator, training.store;"
-        "bad = [m for m in sys.modules if m.startswith('facepp.crypto.paillier.secret_') or m.endswith('training.participant')];"
+        "import sys, training.server.app, training.cli, training.server.coordinator, training.server.store;"
+        "bad = [m for m in sys.modules if m.startswith('facepp.crypto.paillier.secret_') or m.startswith('training.participant')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
@@ -117,7 +117,7 @@ def test_server_state_holds_no_secret_key(server: ServerProcess) -> None:
 def test_nothing_the_server_received_or_stored_holds_plaintext(make_federation, initial_weights: np.ndarray, tmp_path: Path) -> None:
     from facepp.crypto.paillier.encrypted_vector import EncryptedVector
     from facepp.crypto.paillier.public_key import PublicKey
-    from training.audit import find_leaks, read_tree
+    from training.simulation.audit import find_leaks, read_tree
     from training.fedavg import weighted_contribution
 
     fed = make_federation(total_rounds=1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from facepp.crypto.paillier.secret_cipher import SecretKey
-from training.participant import LocalUpdate, Participant
+from training.participant.client import LocalUpdate, Participant
 
 SAMPLE_SCALE = 100.0
 

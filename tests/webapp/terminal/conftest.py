@@ -78,7 +78,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Decisions only need to agree with plaintext cosine, so no training is needed;
     this keeps the tests independent of ``out/``.
     """
-    from training.local import build_model, save_global_model
+    from training.participant.local import build_model, save_global_model
 
     config = TrainConfig(seed=0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"

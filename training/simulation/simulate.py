@@ -39,19 +39,19 @@ from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
 from facepp.evaluation.verify import evaluate_folder
 from facepp.model import TrainConfig
 from facepp.vision.align import PreprocessConfig
-from training.audit import find_leaks, read_tree
+from training.simulation.audit import find_leaks, read_tree
 from training.ceremony import create_federation
 from training.fedavg import average_from_sum, fedavg
-from training.local import (
+from training.participant.local import (
     build_model,
     flat_weights,
     load_flat_weights,
     local_trainer,
     save_global_model,
 )
-from training.participant import LocalTrainer
-from training.privacy import DPConfig, epsilon_after
-from training.spec import (
+from training.participant.client import LocalTrainer
+from training.participant.privacy import DPConfig, epsilon_after
+from training.participant.spec import (
     TrainingSpec,
     participant_crops,
     preprocessing_for,
@@ -80,7 +80,7 @@ class SimulationConfig:
 
 
 def _dp_noise_seed(spec: TrainingSpec, index: int) -> int:
-    """Reproducible DP noise so the twin repeats it (simulation only, see training.privacy)."""
+    """Reproducible DP noise so the twin repeats it (simulation only, see training.participant.privacy)."""
     return 1_000_003 * spec.seed + index
 
 

@@ -22,7 +22,7 @@ from facepp.crypto.paillier.encrypted_vector import EncryptedVector, add_encrypt
 from facepp.crypto.paillier.public_key import PublicKey
 from facepp.errors import AuthenticationError, ConfigError, ConflictError, ProtocolError
 from training.protocol import RoundStatus
-from training.store import Store
+from training.server.store import Store
 
 log = logging.getLogger(__name__)
 
