@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.training.conftest import PARTICIPANTS, ServerProcess, start_toy_participant
-from tests.training.toy_participant import SAMPLE_SCALE, toy_update
+from tests.helpers.federation import PARTICIPANTS, ServerProcess, start_toy_participant
+from tests.helpers.toy_participant import SAMPLE_SCALE, toy_update
 from facepp.crypto.paillier.encrypted_vector import EncryptedVector
 from facepp.crypto.paillier.packing import PackingPlan
 from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher, generate_keypair
-from tests.training.conftest import MODEL_SIZE, PARTICIPANTS, ServerProcess
+from tests.helpers.federation import MODEL_SIZE, PARTICIPANTS, ServerProcess
 from training.ceremony import federation_plan
 from training.fedavg import weighted_contribution
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
-from tests.webapp.matcher.conftest import DIM
+from tests.helpers.matcher import DIM
 
 ROOT = Path(__file__).resolve().parents[3]
 MATCHER_DIR = ROOT / "webapp" / "matcher"

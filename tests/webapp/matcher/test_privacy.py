@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
-from tests.webapp.matcher.conftest import DIM, MatcherServer
-from tests.webapp.matcher.flows import enrol_all, identify_scores, refresh, subject_ids, verify_score
+from tests.helpers.matcher import DIM, MatcherServer
+from tests.helpers.matcher_flows import enrol_all, identify_scores, refresh, subject_ids, verify_score
 
 WINDOW = 4
 
