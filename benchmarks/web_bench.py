@@ -45,6 +45,7 @@ import numpy as np
 import requests
 
 from benchmarks.report import print_table, write_json
+from facepp.data import data_root
 
 logger = logging.getLogger("benchmarks.web_bench")
 ORL_SUBJECTS = (31, 32, 33, 34)
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="N = 1,000 only, fewer repeats")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default out/lfw_resface.pt or untrained)")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")),
+    parser.add_argument("--data", type=Path, default=data_root(),
                         help="datasets folder holding orl/ (default $FACEPP_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     return parser

@@ -187,8 +187,10 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Command] = [
-    Command("train", "train the embedding CNN (centralized plaintext baseline)", _train_arguments, _run_train),
-    Command("evaluate", "verification metrics (10-fold accuracy, AUC, EER, TAR@FAR) and ROC plot", _evaluate_arguments, _run_evaluate),
-    Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy or JSON", _embed_arguments, _run_embed),
-]
+TRAIN = Command("train", "train the embedding CNN (centralized plaintext baseline)", _train_arguments, _run_train)
+EVALUATE = Command("evaluate", "verification metrics (10-fold accuracy, AUC, EER, TAR@FAR) and ROC plot",
+                   _evaluate_arguments, _run_evaluate)
+EMBED = Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy or JSON", _embed_arguments, _run_embed)
+
+#: The library's own subcommands (other packages add theirs through the ``facepp.commands`` entry points).
+COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, EMBED)

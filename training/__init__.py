@@ -12,7 +12,7 @@ One subpackage per role, so the trust boundary is visible in the tree:
   simulate``) and the privacy audit; trusted, it may import everything.
 
 Shared by every role: :mod:`training.protocol` (wire messages) and
-:mod:`training.fedavg` (pure averaging maths). :mod:`training.ceremony` is the key
-ceremony, run by one trusted participant; :mod:`training.cli` holds the console
-entry points of every role.
+:mod:`training.fedavg` (pure averaging maths). :mod:`training.ceremony` and
+:mod:`training.cli` (``facepp-federation``) are the key ceremony, run by one
+trusted participant.
 """

@@ -32,7 +32,7 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "ServerProcess":
-        cmd = [sys.executable, "-c", "from training.cli import server_main; server_main()",
+        cmd = [sys.executable, "-c", "from training.server.cli import main; main()",
                "--federation", str(self.federation.server_config), "--state", str(self.federation.server_state),
                "--port", str(self.port)] + (["--record-requests", str(self.record)] if self.record else [])
         self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)

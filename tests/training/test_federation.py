@@ -101,7 +101,7 @@ def test_server_killed_mid_round_loses_no_accepted_upload(make_federation, initi
 
 def test_server_code_never_loads_secret_key_code() -> None:
     code = (
-        "import sys, training.server.app, training.cli, training.server.coordinator, training.server.store;"
+        "import sys, training.server.app, training.server.cli, training.server.coordinator, training.server.store;"
         "bad = [m for m in sys.modules if m.startswith('facepp.crypto.paillier.secret_') or m.startswith('training.participant')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -143,10 +143,13 @@ def test_nothing_the_server_received_or_stored_holds_plaintext(make_federation, 
 
 
 @pytest.mark.parametrize("content", [None, "not json", '{"public_key": "k.json"}'])
-def test_server_refuses_a_missing_or_broken_federation_file(tmp_path: Path, content: str | None) -> None:
-    from training.cli import server_main
+def test_server_refuses_a_missing_or_broken_federation_file(tmp_path: Path, content: str | None,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from training.server.cli import main
 
     config = tmp_path / "federation.json"
     if content is not None:
         config.write_text(content)
-    assert server_main(["--federation", str(config), "--state", str(tmp_path / "state")]) == 1
+    assert main(["--federation", str(config), "--state", str(tmp_path / "state")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("facepp-server: error: ") and "\n" not in error and "Traceback" not in error

@@ -2,6 +2,7 @@
 
 TRUSTED host: it runs the key ceremony, so it may import every role.
 ``simulate`` (``facepp simulate``: real server and participant processes on
-loopback) and ``audit`` (search what the server received and stored for
-plaintext).
+loopback), ``audit`` (search what the server received and stored for
+plaintext), ``cli`` (the ``simulate`` subcommand, registered through the
+``facepp.commands`` entry point).
 """

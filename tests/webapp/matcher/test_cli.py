@@ -34,7 +34,8 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
     assert key.encode() not in stored and hashlib.sha256(key.encode()).hexdigest().encode() in stored
 
     again = _cli("create-api-key", "--name", "terminal-1", "--db", str(db))
-    assert again.returncode == 2 and "exists already" in again.stderr and key not in again.stderr
+    assert again.returncode == 1 and "exists already" in again.stderr and key not in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith("facepp-matcher: error: ") and "Traceback" not in again.stderr
     current = _cli("db", "current", env={"FACEPP_MATCHER_DB": str(db)})
     assert current.returncode == 0 and current.stdout.strip() == "0001_initial"
 
