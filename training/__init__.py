@@ -14,5 +14,5 @@ One subpackage per role, so the trust boundary is visible in the tree:
 Shared by every role: :mod:`training.protocol` (wire messages) and
 :mod:`training.fedavg` (pure averaging maths). :mod:`training.ceremony` and
 :mod:`training.cli` (``facepp-federation``) are the key ceremony, run by one
-trusted participant.
+trusted participant. ``tests/test_import_rules.py`` enforces these rules.
 """

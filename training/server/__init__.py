@@ -8,5 +8,5 @@ May import: :mod:`facepp.errors`, :mod:`facepp.io`, :mod:`facepp.console`, the p
 modules (:mod:`facepp.crypto.paillier.public_key`, :mod:`~facepp.crypto.paillier.encrypted_vector`,
 :mod:`~facepp.crypto.paillier.packing`) and :mod:`training.protocol`. Never a
 ``secret_*`` crypto module, face code, :mod:`training.participant` or
-:mod:`training.simulation`.
+:mod:`training.simulation` (``tests/test_import_rules.py`` serves requests and checks).
 """
