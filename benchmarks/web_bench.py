@@ -144,7 +144,7 @@ class Stack:
         self.logs = [open(folder / "matcher.log", "wb"), open(folder / "terminal.log", "wb")]  # noqa: SIM115
         self.matcher = subprocess.Popen(
             [sys.executable, "-m", "webapp.matcher.cli", "serve", "--db", str(folder / "matcher.db"), "--port", str(mport),
-             "--threads", "8", "--log-level", "WARNING"], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
+             "--threads", "8", "-q"], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
         _wait_http(f"{self.matcher_url}/api/v1/health", self.matcher)
         tenv = {**env, "FACEPP_TERMINAL_MATCHER_API_KEY": api_key, "FACEPP_TERMINAL_API_TOKEN": API_TOKEN,
                 "FACEPP_TERMINAL_MATCH_RATE_LIMIT": "100000 per minute", "FACEPP_TERMINAL_API_RATE_LIMIT": "100000 per minute"}
