@@ -1,4 +1,4 @@
-"""Face datasets, protocol files, splits and partitions (any role may import this)."""
+"""Face datasets, protocol files, splits and partitions (key holders and tooling; never the server or the matcher)."""
 
 from facepp.data.datasets import LAYOUTS, FaceDataset, Sample, data_root, detect_layout, load_dataset
 from facepp.data.images import decode_image_bytes, read_image

@@ -1,4 +1,4 @@
-"""The untrusted matcher service (DESIGN.md §1, §3).
+"""The untrusted matcher service: stores and scores CKKS-encrypted templates (see docs/design.md).
 
 Holds the terminal's public CKKS bundle, the packed encrypted gallery, opaque
 subject ids, hashed API keys and an audit log. It never imports or constructs a
