@@ -96,8 +96,9 @@ def test_simulate_is_registered_through_the_entry_point_group() -> None:
 
     assert [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "simulate"] == [
         "training.simulation.cli:SIMULATE"]
-    assert [c.name for c in registered_commands()] == ["simulate"]
-    assert [c.name for c in available_commands()] == ["train", "evaluate", "embed", "simulate"]
+    assert "simulate" in [c.name for c in registered_commands()]
+    names = [c.name for c in available_commands()]
+    assert names[:3] == ["train", "evaluate", "embed"] and "simulate" in names and len(names) == len(set(names))
 
 
 def test_a_broken_plugin_stays_listed_and_fails_in_one_line(monkeypatch: pytest.MonkeyPatch,
