@@ -80,6 +80,11 @@ def test_public_crypto_modules_never_import_secret_key_modules() -> None:
             assert secret_key_modules(imported_modules(path)) == [], path.relative_to(ROOT)
 
 
+def test_no_test_imports_a_conftest() -> None:
+    """Fixtures come from conftest files through pytest; plain helpers live in tests/helpers/."""
+    assert _violations("tests", lambda mods: sorted(m for m in mods if m.rpartition(".")[2] == "conftest")) == []
+
+
 def _loaded_after_importing(*packages: str) -> list[str]:
     script = (
         "import importlib, json, pkgutil, sys\n"
