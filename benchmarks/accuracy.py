@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from facepp.data import data_root
 from facepp.evaluation.verify import evaluate_folder, evaluate_teacher, store_calibration, write_json, write_report
 from facepp.model.checkpoint import load_checkpoint
 from facepp.model.recipe import IdentitySelection, train_on_folder
@@ -42,7 +42,7 @@ ORL_TEST = tuple(f"s{k}" for k in range(31, 41))
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")), help="datasets folder")
+    p.add_argument("--data", type=Path, default=data_root(), help="datasets folder")
     p.add_argument("--out", type=Path, default=Path("out"), help="folder for checkpoints, JSON, ROC plots")
     p.add_argument("--json", type=Path, help="write all results here")
     p.add_argument("--quick", action="store_true", help="ORL with a 1-minute budget; LFW only if --lfw-checkpoint")

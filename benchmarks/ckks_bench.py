@@ -32,7 +32,9 @@ import numpy as np
 from Pyfhel import Pyfhel
 
 from benchmarks.report import print_table, write_json
-from facepp.crypto.ckks import CkksKeyHolder, CkksMatcher, CkksParams
+from facepp.crypto.ckks.matcher import CkksMatcher
+from facepp.crypto.ckks.params import CkksParams
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 
 logger = logging.getLogger("benchmarks.ckks_bench")
 TOP_K = 10

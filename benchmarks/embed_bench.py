@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from facepp.data.datasets import load_dataset
+from facepp.data.datasets import data_root, load_dataset
 from facepp.data.images import read_image
 from facepp.errors import NoFaceError
 from facepp.evaluation.verify import write_json
@@ -42,7 +42,7 @@ logger = logging.getLogger("benchmarks.embed_bench")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.embed_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")))
+    p.add_argument("--data", type=Path, default=data_root())
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
     p.add_argument("--images", type=int, default=200, help="images to time (half LFW, half ORL)")
     p.add_argument("--quick", action="store_true", help="40 images")

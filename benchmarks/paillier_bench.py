@@ -15,8 +15,8 @@ import numpy as np
 import phe
 
 from benchmarks.report import print_table, write_json
-from facepp.crypto.paillier import PackingPlan, VectorCipher, generate_keypair
-from facepp.crypto.paillier_public import PublicKey
+from facepp.crypto.paillier.secret_cipher import PackingPlan, VectorCipher, generate_keypair
+from facepp.crypto.paillier.public_key import PublicKey
 
 
 def measure_phe(public: PublicKey, values: np.ndarray) -> float:

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from benchmarks.report import print_table, write_json
+from facepp.data import data_root
 from facepp.model import TrainConfig
-from training.simulate import SimulationConfig, simulate
+from training.simulation.simulate import SimulationConfig, simulate
 
 KEYS = ("rounds", "local_epochs", "model_parameters", "encrypted_round_s", "plaintext_round_s", "round_time_ratio",
         "upload_bytes_per_round", "plaintext_bytes_per_round", "encrypted_accuracy", "plaintext_accuracy",
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the fixed-point aggregation in the clear (must equal the encrypted run exactly)")
     parser.add_argument("--json", metavar="PATH", help="write the result as JSON here")
     args = parser.parse_args(argv)
-    data = args.data or Path(os.environ.get("FACEPP_DATA", "../shared/data")) / "orl"
+    data = args.data or data_root("orl")
     rounds = args.rounds or (2 if args.quick else 4)
     rows = []
     for epochs in args.local_epochs or ([1] if args.quick else [1, 3]):

@@ -45,6 +45,7 @@ import numpy as np
 import requests
 
 from benchmarks.report import print_table, write_json
+from facepp.data import data_root
 
 logger = logging.getLogger("benchmarks.web_bench")
 ORL_SUBJECTS = (31, 32, 33, 34)
@@ -86,7 +87,7 @@ def _checkpoint(path: Path | None, folder: Path) -> tuple[Path, str]:
         return default, default.name
     from facepp.model.train import TrainConfig
     from facepp.vision.align import PreprocessConfig
-    from training.local import build_model, save_global_model
+    from training.participant.local import build_model, save_global_model
 
     config = TrainConfig(seed=0)
     target = folder / "untrained.pt"
@@ -96,7 +97,7 @@ def _checkpoint(path: Path | None, folder: Path) -> tuple[Path, str]:
 
 def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int) -> tuple[str, float]:
     """Keys, matcher database and terminal names for ``size`` synthetic templates; returns (matcher key, seconds)."""
-    from facepp.crypto.ckks_packing import pack_bitmap
+    from facepp.crypto.ckks.packing import pack_bitmap
     from webapp.matcher.api import EXTENSION
     from webapp.matcher.app import create_app as create_matcher
     from webapp.matcher.auth import create_api_key
@@ -143,7 +144,7 @@ class Stack:
         self.logs = [open(folder / "matcher.log", "wb"), open(folder / "terminal.log", "wb")]  # noqa: SIM115
         self.matcher = subprocess.Popen(
             [sys.executable, "-m", "webapp.matcher.cli", "serve", "--db", str(folder / "matcher.db"), "--port", str(mport),
-             "--threads", "8", "--log-level", "WARNING"], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
+             "--threads", "8", "-q"], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
         _wait_http(f"{self.matcher_url}/api/v1/health", self.matcher)
         tenv = {**env, "FACEPP_TERMINAL_MATCHER_API_KEY": api_key, "FACEPP_TERMINAL_API_TOKEN": API_TOKEN,
                 "FACEPP_TERMINAL_MATCH_RATE_LIMIT": "100000 per minute", "FACEPP_TERMINAL_API_RATE_LIMIT": "100000 per minute"}
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="N = 1,000 only, fewer repeats")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default out/lfw_resface.pt or untrained)")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACEPP_DATA", "../shared/data")),
+    parser.add_argument("--data", type=Path, default=data_root(),
                         help="datasets folder holding orl/ (default $FACEPP_DATA)")
     parser.add_argument("--seed", type=int, default=0)
     return parser

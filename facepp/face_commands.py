@@ -10,11 +10,12 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from facepp.cli import Command
-from facepp.errors import ConfigError
+from facepp.errors import ConfigError, FaceppError
 
 #: ``facepp.vision.align.MODES``, repeated so that ``--help`` does not import OpenCV and torch.
 MODE_CHOICES = ("landmarks", "detect", "center")
@@ -173,57 +174,101 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- embed
+#: What ``facepp embed`` does with an image in which no face is found.
+ON_NO_FACE = ("fail", "skip", "center")
+
+
 def _embed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="checkpoint (default: the shipped model, see facepp/models/MODEL_CARD.md)")
     p.add_argument("images", nargs="+", type=Path, help="image files (JPEG, PNG, PGM, GIF, BMP, ...)")
-    p.add_argument("--out", type=Path, help="output .npy ((N, dim) float32) or .json; default: JSON on stdout")
+    p.add_argument("--out", type=Path,
+                   help="output .npy ((N, dim) float32, one row per embedded file, with the per-file records "
+                        "in OUT.json) or .json; default: JSON on stdout")
     p.add_argument("--mode", choices=MODE_CHOICES,
                    help="how to find and align the face (default: the checkpoint's inference mode, "
                         "landmarks or detect); center for pre-aligned crops")
+    p.add_argument("--on-no-face", choices=ON_NO_FACE, default="fail",
+                   help="an image without a detectable face: fail (stop, naming the file; default), "
+                        "skip (leave it out) or center (embed the fixed centre crop); "
+                        "the JSON records the outcome of every file")
     p.add_argument("--no-flip", action="store_true", help="disable mirror test-time augmentation")
     p.add_argument("--threads", type=int, default=2)
 
 
+def _embed_preprocessing(meta: dict[str, Any], *, mode: str | None, on_no_face: str) -> dict[str, Any]:
+    """The preprocessing ``facepp embed`` uses: the checkpoint's, with ``--mode`` and ``--on-no-face`` applied."""
+    base = meta.get("inference_preprocessing") or meta["preprocessing"]
+    if mode == "center":  # the training crop, at the inference scales
+        base = {**meta["preprocessing"], "mode": "center", "tta_scales": base.get("tta_scales", [1.0])}
+    return {**base, "mode": mode or base["mode"], "fallback_center": on_no_face == "center"}
+
+
+def _naming(path: Path, exc: FaceppError, *, hint: str = "") -> FaceppError:
+    """The same error with its message led by the file's path: batch commands name the file at fault."""
+    return type(exc)(f"{path}: {str(exc).removeprefix(f'{path.name}: ')}{hint}")
+
+
 def _run_embed(args: argparse.Namespace) -> int:
     from facepp.data.images import read_image
-    from facepp.model.embedder import Embedder
+    from facepp.errors import NoFaceError
     from facepp.model.checkpoint import load_checkpoint
+    from facepp.model.embedder import Embedder
     from facepp.models import model_or_shipped
     from facepp.vision.align import PreprocessConfig
 
     args.model = model_or_shipped(args.model)
     meta = load_checkpoint(args.model)["metadata"]
-    base = meta.get("inference_preprocessing") or meta["preprocessing"]
-    if args.mode == "center":  # the training crop, at the inference scales
-        base = {**meta["preprocessing"], "mode": "center", "tta_scales": base.get("tta_scales", [1.0])}
-    embedder = Embedder.from_checkpoint(
-        args.model, preprocessing=PreprocessConfig.from_dict({**base, "mode": args.mode or base["mode"]}),
-        flip_tta=not args.no_flip, num_threads=args.threads,
-    )
-    records = []
-    crops = []
+    preprocessing = PreprocessConfig.from_dict(_embed_preprocessing(meta, mode=args.mode, on_no_face=args.on_no_face))
+    embedder = Embedder.from_checkpoint(args.model, preprocessing=preprocessing, flip_tta=not args.no_flip,
+                                        num_threads=args.threads)
+    records: list[dict[str, Any]] = []
+    crops: list[np.ndarray] = []
     for path in args.images:
-        aligned = embedder.align(read_image(path))
+        record: dict[str, Any] = {"file": str(path)}
+        records.append(record)
+        try:
+            aligned = embedder.align(read_image(path))
+        except NoFaceError as exc:
+            if args.on_no_face == "fail":
+                raise _naming(path, exc, hint=" (--on-no-face skip or center goes on)") from None
+            record.update(outcome="skipped", reason=str(exc), faces_found=0, row=None)
+            logger.warning("%s: %s: skipped", path, exc)
+            continue
+        except FaceppError as exc:  # unreadable, truncated, not an image
+            raise _naming(path, exc) from None
+        fell_back = preprocessing.mode != "center" and aligned.faces_found == 0
+        if fell_back:
+            logger.warning("%s: no face detected: embedded the centre crop", path)
+        record.update(outcome="center" if fell_back else "embedded", faces_found=aligned.faces_found,
+                      eyes_aligned=aligned.eyes_aligned, row=len(crops))
         crops.append(aligned.views)
-        records.append({"file": str(path), "faces_found": aligned.faces_found, "eyes_aligned": aligned.eyes_aligned})
-    vectors = embedder.embed_crops(np.stack(crops))
+    vectors = (embedder.embed_crops(np.stack(crops)) if crops
+               else np.zeros((0, embedder.embedding_dim), dtype=np.float32))
+    outcomes = {k: sum(r["outcome"] == k for r in records) for k in ("embedded", "center", "skipped")}
+    summary = {"model": str(args.model), "dim": int(vectors.shape[1]), "on_no_face": args.on_no_face, "outcomes": outcomes}
     if args.out and args.out.suffix == ".npy":
         np.save(args.out, vectors)
-        logger.info("wrote %s %s to %s", vectors.shape, vectors.dtype, args.out)
+        sidecar = args.out.with_name(args.out.name + ".json")
+        sidecar.write_text(json.dumps({**summary, "files": records}, indent=2) + "\n")
+        logger.info("wrote %s %s to %s, per-file records to %s", vectors.shape, vectors.dtype, args.out, sidecar)
         return 0
-    for record, vector in zip(records, vectors, strict=True):
-        record["embedding"] = [round(float(v), 7) for v in vector]
-    text = json.dumps({"model": str(args.model), "dim": int(vectors.shape[1]), "embeddings": records})
+    for record in records:
+        if record["row"] is not None:
+            record["embedding"] = [round(float(v), 7) for v in vectors[record["row"]]]
+    text = json.dumps({**summary, "embeddings": records})
     if args.out:
         args.out.write_text(text)
-        logger.info("wrote %d embeddings to %s", len(records), args.out)
+        logger.info("wrote %d embeddings (%s) to %s", len(vectors), outcomes, args.out)
     else:
         print(text)  # noqa: T201 - CLI output
     return 0
 
 
-COMMANDS: list[Command] = [
-    Command("train", "train the embedding CNN (centralized plaintext baseline)", _train_arguments, _run_train),
-    Command("evaluate", "verification metrics (10-fold accuracy, AUC, EER, TAR@FAR) and ROC plot", _evaluate_arguments, _run_evaluate),
-    Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy or JSON", _embed_arguments, _run_embed),
-]
+TRAIN = Command("train", "train the embedding CNN (centralized plaintext baseline)", _train_arguments, _run_train)
+EVALUATE = Command("evaluate", "verification metrics (10-fold accuracy, AUC, EER, TAR@FAR) and ROC plot",
+                   _evaluate_arguments, _run_evaluate)
+EMBED = Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy or JSON, with a per-file record",
+                _embed_arguments, _run_embed)
+
+#: The library's own subcommands (other packages add theirs through the ``facepp.commands`` entry points).
+COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, EMBED)

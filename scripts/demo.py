@@ -29,9 +29,10 @@ from pathlib import Path
 
 import requests
 
+from facepp.data import data_root
 from facepp.evaluation.verify import evaluate_folder, store_calibration
 from facepp.model import TrainConfig
-from training.simulate import SimulationConfig, simulate
+from training.simulation.simulate import SimulationConfig, simulate
 
 log = logging.getLogger("demo")
 ENROLLED = [f"s{i}" for i in range(31, 41)]
@@ -134,7 +135,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("facepp", "training", "webapp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    data = Path(os.environ.get("FACEPP_DATA", "../shared/data")) / "orl"
+    data = data_root("orl")
     if not data.is_dir():
         raise SystemExit(f"ORL faces not found at {data}: set FACEPP_DATA to the folder holding orl/")
     root = Path(os.environ.get("FACEPP_DEMO_DIR", "out/demo")).resolve()

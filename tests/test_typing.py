@@ -1,4 +1,4 @@
-"""The packages type-check (STYLE.md: typed public APIs; facepp passes mypy)."""
+"""The packages type-check (typed public APIs; see docs/design.md, "Conventions")."""
 
 from __future__ import annotations
 

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.paillier import PackingPlan, SecretKey, VectorCipher, generate_keypair
+from facepp.crypto.paillier.secret_cipher import PackingPlan, SecretKey, VectorCipher, generate_keypair
+from facepp.errors import ConfigError
 from facepp.io import atomic_write_bytes
-from training.coordinator import FederationConfig, hash_token
+from training.server.coordinator import FederationConfig, hash_token
 from training.fedavg import weighted_contribution
-from training.store import Store
+from training.server.store import Store
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,13 @@ def create_federation(
         key_bits: Paillier modulus size (2048 or 3072).
         secret_key: Reuse an existing key pair instead of generating one.
         spec_json: The shared training spec (``training.json``) given to every participant.
+
+    Raises:
+        ConfigError: ``root`` already holds a federation.
     """
     fed = Federation(Path(root))
     if fed.server_config.exists():
-        raise FileExistsError(f"{fed.server_config} exists: refusing to overwrite a federation")
+        raise ConfigError(f"{fed.server_config} exists: refusing to overwrite a federation")
     secret = secret_key or generate_keypair(key_bits)
     tokens = {name: secrets.token_urlsafe(32) for name in participants}
     config = FederationConfig(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from facepp.crypto.packing import PackingPlan, decode, encode
+from facepp.crypto.paillier.packing import PackingPlan, decode, encode
 from facepp.errors import ProtocolError
 
 

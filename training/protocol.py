@@ -1,6 +1,6 @@
 """Wire messages between participants and the parameter server (version 1).
 
-Ciphertext payloads travel as the binary :mod:`facepp.crypto.encrypted_vector`
+Ciphertext payloads travel as the binary :mod:`facepp.crypto.paillier.encrypted_vector`
 format (``application/octet-stream``); everything else is JSON with a
 ``version`` field, parsed strictly.
 """

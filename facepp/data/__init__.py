@@ -1,6 +1,6 @@
-"""Face datasets, protocol files, splits and partitions (any role may import this)."""
+"""Face datasets, protocol files, splits and partitions (key holders and tooling; never the server or the matcher)."""
 
-from facepp.data.datasets import LAYOUTS, FaceDataset, Sample, detect_layout, load_dataset
+from facepp.data.datasets import LAYOUTS, FaceDataset, Sample, data_root, detect_layout, load_dataset
 from facepp.data.images import decode_image_bytes, read_image
 from facepp.data.protocol import Pair, build_pairs, identities_in_pairs, read_pairs, read_people
 from facepp.data.splits import PARTITION_SCHEMES, IdentitySplit, partition_identities, split_identities
@@ -13,6 +13,7 @@ __all__ = [
     "Pair",
     "Sample",
     "build_pairs",
+    "data_root",
     "decode_image_bytes",
     "detect_layout",
     "identities_in_pairs",

@@ -13,6 +13,7 @@ file system.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,24 @@ from facepp.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 LAYOUTS: tuple[str, ...] = ("lfw", "orl", "generic")
+#: Where datasets are looked for when ``FACEPP_DATA`` is not set (relative to the working directory).
+DEFAULT_DATA_ROOT = "../shared/data"
 _ORL_DIR = re.compile(r"^s(\d+)$")
 _DIGITS = re.compile(r"(\d+)")
+
+
+def data_root(name: str | None = None, *, env: dict[str, str] | None = None) -> Path:
+    """The datasets folder, ``$FACEPP_DATA`` (default ``../shared/data``), or the dataset ``name`` in it.
+
+    Every command, benchmark and script finds its data through this function. The
+    folder holds one sub-folder per dataset (``orl/``, ``lfw/``); nothing is fetched.
+
+    Args:
+        name: A dataset folder name, e.g. ``"orl"``.
+        env: Environment to read (default ``os.environ``).
+    """
+    root = Path((os.environ if env is None else env).get("FACEPP_DATA") or DEFAULT_DATA_ROOT)
+    return root / name if name else root
 
 
 def natural_key(text: str) -> tuple[object, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facepp.crypto.paillier import PackingPlan, SecretKey, VectorCipher, generate_keypair
+from facepp.crypto.paillier.secret_cipher import PackingPlan, SecretKey, VectorCipher, generate_keypair
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepp.crypto import ckks_messages as msg
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_packing import replicate
-from facepp.crypto.ckks import CkksKeyHolder, CkksMatcher, CkksParams, CkksPublicContext, EncryptedGallery
+from facepp.crypto.ckks import messages as msg
+from facepp.crypto.ckks import wire
+from facepp.crypto.ckks.packing import replicate
+from facepp.crypto.ckks.gallery import EncryptedGallery
+from facepp.crypto.ckks.matcher import CkksMatcher
+from facepp.crypto.ckks.params import CkksParams
+from facepp.crypto.ckks.public_key import CkksPublicContext
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.errors import ConfigError, EncodingOverflowError, KeyMismatchError, ProtocolError
 
 TOL = 1e-4
@@ -186,7 +190,7 @@ def test_public_bundle_cannot_decrypt(holder: CkksKeyHolder, tmp_path: Path) -> 
     script = textwrap.dedent(f"""
         from pathlib import Path
         from Pyfhel import PyCtxt
-        from facepp.crypto.ckks_public import CkksPublicContext
+        from facepp.crypto.ckks.public_key import CkksPublicContext
         ctx = CkksPublicContext.from_bundle(Path({str(tmp_path / 'bundle')!r}).read_bytes())
         assert ctx.he.is_secret_key_empty()
         ct = PyCtxt(pyfhel=ctx.he); ct.from_bytes(Path({str(tmp_path / 'ct')!r}).read_bytes())
@@ -211,15 +215,15 @@ def test_messages_to_matcher_never_contain_plaintext(holder: CkksKeyHolder, gall
 
 def test_matcher_modules_never_load_secret_key_code() -> None:
     script = (
-        "import sys, facepp.crypto.ckks_matcher, facepp.crypto.ckks_gallery;"
+        "import sys, facepp.crypto.ckks.matcher, facepp.crypto.ckks.gallery;"
         "print(sorted(m for m in sys.modules if m.startswith('facepp')))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert "facepp.crypto.ckks_keys" not in out and "facepp.crypto.ckks'" not in out
-    root = Path(__file__).resolve().parents[2] / "facepp" / "crypto"
-    for name in ("ckks_matcher", "ckks_gallery", "ckks_ops", "ckks_messages", "ckks_wire", "ckks_public"):
+    assert "secret_key" not in out
+    root = Path(__file__).resolve().parents[2] / "facepp" / "crypto" / "ckks"
+    for name in ("matcher", "gallery", "ops", "messages", "wire", "public_key"):
         used = _code_identifiers((root / f"{name}.py").read_text())
-        bad = {u for u in used if "decrypt" in u.lower() or u == "keyGen" or "ckks_keys" in u or u == "facepp.crypto.ckks"
+        bad = {u for u in used if "decrypt" in u.lower() or u == "keyGen"
                or ("secret_key" in u and u != "is_secret_key_empty")}
         assert not bad, f"{name}.py uses secret-key code: {sorted(bad)}"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facepp.crypto import ckks_packing as pk
-from facepp.crypto.ckks_params import HE_STANDARD_MAX_BITS_128, CkksParams, security_bits_ok
+from facepp.crypto.ckks import packing as pk
+from facepp.crypto.ckks.params import HE_STANDARD_MAX_BITS_128, CkksParams, security_bits_ok
 from facepp.errors import ConfigError, EncodingOverflowError
 
 

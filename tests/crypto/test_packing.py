@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facepp.crypto.packing import PackingPlan, decode, encode, pack, unpack
+from facepp.crypto.paillier.packing import PackingPlan, decode, encode, pack, unpack
 from facepp.errors import ConfigError, EncodingOverflowError, ProtocolError
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import phe
 import pytest
 
-from facepp.crypto.encrypted_vector import HEADER_BYTES, EncryptedVector, add_encrypted
-from facepp.crypto.paillier import PackingPlan, PublicKey, SecretKey, VectorCipher, generate_keypair
-from facepp.crypto.paillier_public import PublicEncryptor
-from facepp.crypto.paillier_secret import SecretEncryptor
+from facepp.crypto.paillier.encrypted_vector import HEADER_BYTES, EncryptedVector, add_encrypted
+from facepp.crypto.paillier.secret_cipher import PackingPlan, PublicKey, SecretKey, VectorCipher, generate_keypair
+from facepp.crypto.paillier.public_key import PublicEncryptor
+from facepp.crypto.paillier.secret_key import SecretEncryptor
 from facepp.errors import ConfigError, EncodingOverflowError, KeyMismatchError, ProtocolError
 
 
@@ -194,8 +194,8 @@ def test_vector_under_another_key_is_refused(wire: bytes, other_secret_key: Secr
 def test_public_modules_never_load_the_secret_key_module() -> None:
     """The parameter server's imports (public key + wire format) cannot reach secret-key code."""
     code = (
-        "import sys, facepp.crypto.encrypted_vector, facepp.crypto.paillier_public;"
-        "bad = [m for m in sys.modules if m.endswith(('paillier_secret', 'crypto.paillier'))];"
+        "import sys, facepp.crypto.paillier.encrypted_vector, facepp.crypto.paillier.public_key;"
+        "bad = [m for m in sys.modules if m.startswith('facepp.crypto.paillier.secret_')];"
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -57,16 +57,61 @@ def test_embed_to_npy_and_json(untrained_checkpoint: Path, data_root: Path, tmp_
     assert record["faces_found"] >= 1 and len(record["embedding"]) == 32
 
 
-def test_cli_errors_are_exit_codes(untrained_checkpoint: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "blank.png"
+def _blank(path: Path) -> Path:
+    """A grey image: no face in it."""
     from PIL import Image
 
-    Image.new("RGB", (120, 120), (200, 200, 200)).save(bad)
-    assert main(["-q", "embed", "--model", str(tmp_path / "missing.pt"), str(bad)]) == 1
-    assert main(["-q", "embed", "--model", str(untrained_checkpoint), str(bad)]) == 1  # NoFaceError
+    Image.new("RGB", (120, 120), (200, 200, 200)).save(path)
+    return path
+
+
+def test_cli_errors_are_exit_codes_and_name_the_file(untrained_checkpoint: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _blank(tmp_path / "blank.png")
     (tmp_path / "empty.jpg").write_bytes(b"")
-    assert main(["-q", "embed", "--model", str(untrained_checkpoint), str(tmp_path / "empty.jpg")]) == 1
+    cases = [
+        (["--model", str(tmp_path / "missing.pt"), str(bad)], "missing.pt"),
+        (["--model", str(untrained_checkpoint), str(bad)], f"{bad}: no face detected"),  # NoFaceError
+        (["--model", str(untrained_checkpoint), str(tmp_path / "empty.jpg")], f"{tmp_path / 'empty.jpg'}: "),
+    ]
+    for argv, named in cases:
+        assert main(["-q", "embed", *argv]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("facepp: error: ") and named in err and "\n" not in err and "Traceback" not in err
     assert main([]) == 2
+
+
+def test_embed_on_no_face_fail_skip_center(untrained_checkpoint: Path, data_root: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """One image without a face among real ones: fail names it, skip leaves it out, center embeds the centre crop;
+    the JSON records the outcome of every file."""
+    face = data_root / "lfw" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+    blank = _blank(tmp_path / "blank.png")
+    base = ["-q", "embed", "--model", str(untrained_checkpoint), str(face), str(blank), str(face)]
+
+    assert main([*base, "--out", str(tmp_path / "fail.json")]) == 1  # default: --on-no-face fail
+    assert f"{blank}: no face detected" in capsys.readouterr().err
+    assert not (tmp_path / "fail.json").exists()
+
+    assert main([*base, "--on-no-face", "skip", "--out", str(tmp_path / "skip.json")]) == 0
+    skipped = json.loads((tmp_path / "skip.json").read_text())
+    assert skipped["on_no_face"] == "skip" and skipped["outcomes"] == {"embedded": 2, "center": 0, "skipped": 1}
+    assert [r["outcome"] for r in skipped["embeddings"]] == ["embedded", "skipped", "embedded"]
+    assert skipped["embeddings"][1]["file"] == str(blank) and "embedding" not in skipped["embeddings"][1]
+    assert skipped["embeddings"][1]["reason"] == "no face detected in the image"
+    assert len(skipped["embeddings"][2]["embedding"]) == 32
+
+    assert main([*base, "--on-no-face", "center", "--out", str(tmp_path / "center.json")]) == 0
+    centred = json.loads((tmp_path / "center.json").read_text())
+    assert [r["outcome"] for r in centred["embeddings"]] == ["embedded", "center", "embedded"]
+    assert centred["embeddings"][1]["faces_found"] == 0 and len(centred["embeddings"][1]["embedding"]) == 32
+    assert centred["embeddings"][0]["embedding"] == skipped["embeddings"][0]["embedding"]
+
+    assert main([*base, "--on-no-face", "skip", "--out", str(tmp_path / "skip.npy")]) == 0
+    vectors = np.load(tmp_path / "skip.npy")
+    records = json.loads((tmp_path / "skip.npy.json").read_text())["files"]
+    assert vectors.shape == (2, 32) and [r["row"] for r in records] == [0, None, 1]
+    np.testing.assert_allclose(vectors[1], skipped["embeddings"][2]["embedding"], atol=1e-6)
 
 
 def test_cli_mode_choices_are_the_preprocessing_modes() -> None:

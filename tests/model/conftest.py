@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepp.model.augment import AugmentConfig
-from facepp.model.train import TrainConfig, TrainResult, fit
+from facepp.model.train import TrainResult, fit
 from facepp.vision.align import PreprocessConfig
-
-SIZE = 32
+from tests.helpers.model import SIZE, tiny_config
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +21,6 @@ def tiny_set() -> tuple[np.ndarray, np.ndarray]:
     noise = rng.normal(0, 25, size=(len(labels), SIZE, SIZE, 3))
     crops = np.clip(patterns[labels] + noise, 0, 255).astype(np.uint8)
     return crops, labels
-
-
-def tiny_config(**overrides: object) -> TrainConfig:
-    values: dict[str, object] = dict(
-        embedding_dim=16, epochs=3, batch_size=16, lr=3e-3, seed=0, num_threads=1, augment=AugmentConfig(erase=0.0, max_rotate_deg=0.0)
-    )
-    values.update(overrides)
-    return TrainConfig(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from facepp.errors import ConfigError
 from facepp.model.train import EpochStats, TrainConfig, TrainResult, fit, learning_rate
 from facepp.vision.align import PreprocessConfig
 
-from .conftest import SIZE, tiny_config
+from tests.helpers.model import SIZE, tiny_config
 
 
 def test_loss_improves(trained: TrainResult) -> None:

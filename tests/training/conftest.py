@@ -1,80 +1,16 @@
-"""Federation fixtures: real server processes on loopback, toy participants as processes."""
+"""Federation fixtures: a key pair, initial weights, federations and a running server (helpers: tests.helpers.federation)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 
-from facepp.crypto.paillier import SecretKey, generate_keypair
+from facepp.crypto.paillier.secret_cipher import SecretKey, generate_keypair
+from tests.helpers.federation import MODEL_SIZE, PARTICIPANTS, ServerProcess
 from training.ceremony import Federation, create_federation
-
-ROOT = Path(__file__).resolve().parents[2]
-TOY = Path(__file__).with_name("toy_participant.py")
-PARTICIPANTS = ("alice", "bob", "carol")
-MODEL_SIZE = 300
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """``facepp-server`` in its own process, on a free loopback port."""
-
-    def __init__(self, federation: Federation, port: int | None = None, record: Path | None = None) -> None:
-        self.federation = federation
-        self.record = record
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = federation.root / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "ServerProcess":
-        cmd = [sys.executable, "-c", "from training.cli import server_main; server_main()",
-               "--federation", str(self.federation.server_config), "--state", str(self.federation.server_state),
-               "--port", str(self.port)] + (["--record-requests", str(self.record)] if self.record else [])
-        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                requests.get(self.url + "/", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start in 30 s")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-def start_toy_participant(federation: Federation, name: str, url: str, *, out: Path, delay_s: float = 0.0) -> subprocess.Popen[bytes]:
-    """A participant process whose local training is a deterministic toy step (see toy_participant.py)."""
-    cmd = [sys.executable, str(TOY), "--dir", str(federation.participant_dir(name)), "--server", url,
-           "--name", name, "--out", str(out), "--delay", str(delay_s)]
-    log = (federation.root / f"{name}.log").open("ab")
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-
 
 @pytest.fixture(scope="session")
 def paillier_key() -> SecretKey:

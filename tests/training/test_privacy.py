@@ -13,10 +13,10 @@ import torch
 from facepp.cli import main
 from facepp.errors import ConfigError
 from facepp.model import TrainConfig
-from training.local import build_model, federated_tensors, load_flat_weights
-from training.participant import LocalUpdate
-from training.privacy import DPConfig, PrivateTrainer, epsilon_after, privatize
-from training.spec import TrainingSpec
+from training.participant.local import build_model, federated_tensors, load_flat_weights
+from training.participant.client import LocalUpdate
+from training.participant.privacy import DPConfig, PrivateTrainer, epsilon_after, privatize
+from training.participant.spec import TrainingSpec
 
 
 def test_update_is_clipped_to_the_bound_and_small_updates_pass() -> None:

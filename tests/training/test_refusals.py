@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import requests
 
-from facepp.crypto.paillier import SecretKey, VectorCipher, generate_keypair
-from tests.training.conftest import MODEL_SIZE, PARTICIPANTS, ServerProcess
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher, generate_keypair
+from tests.helpers.federation import MODEL_SIZE, PARTICIPANTS, ServerProcess
 from training.ceremony import federation_plan
 from training.fedavg import weighted_contribution
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from facepp.cli import main
+from facepp.errors import ConfigError, FaceppError
+from tests.helpers.net import free_port
+from training.simulation.simulate import SimulationConfig, SimulationError, _wait_for, simulate
 
 
 @pytest.mark.slow
@@ -33,3 +38,18 @@ def test_simulate_matches_plaintext_fedavg_and_leaks_nothing(data_root: Path, tm
     assert report["upload_bytes_per_round"] > report["plaintext_bytes_per_round"]
     assert report["eval_pairs"] == 900  # all genuine pairs of s31-s40 and as many impostors
     assert (tmp_path / "sim" / "federation" / "participants" / "org1" / "global_model.pt").is_file()
+
+
+def test_simulate_raises_project_errors(tmp_path: Path) -> None:
+    """A used workdir, or a server that dies at start-up, are FaceppErrors (one line at the CLI), naming where to look."""
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "report.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        simulate(SimulationConfig(data=tmp_path, workdir=tmp_path / "used"))
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        simulate(SimulationConfig(data=tmp_path, workdir=tmp_path / "used" / "report.json"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with pytest.raises(SimulationError, match="exited during start-up; see .*server.log") as raised:
+        _wait_for(f"http://127.0.0.1:{free_port()}", dead, tmp_path)
+    assert isinstance(raised.value, FaceppError)

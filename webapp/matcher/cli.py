@@ -8,6 +8,7 @@ Subcommands::
     facepp-matcher db current [--db URL|PATH]
 
 Settings: defaults < ``--config``/``$FACEPP_MATCHER_CONFIG`` TOML < ``FACEPP_MATCHER_*`` < flags.
+Follows the command-line convention of :mod:`facepp.console` (exit 0/1/2, ``-v``/``-q``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from facepp.errors import FaceppError
+from facepp.console import add_verbosity_flags, run_console, subcommand_parent
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facepp-matcher",
         description="The untrusted matcher: stores and scores CKKS-encrypted face templates (public keys only).",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    add_verbosity_flags(parser)
+    common = argparse.ArgumentParser(add_help=False, parents=[subcommand_parent()])
     common.add_argument("--db", help="SQLAlchemy URL or SQLite file path (env FACEPP_MATCHER_DB)")
     common.add_argument("--config", help="TOML settings file (env FACEPP_MATCHER_CONFIG)")
-    common.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API (waitress)")
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     key = sub.add_parser("create-api-key", parents=[common], help="create a client API key and print it once")
     key.add_argument("--name", required=True, help="client name, e.g. terminal-1")
 
-    db = sub.add_parser("db", help="database schema (Alembic)")
+    db = sub.add_parser("db", parents=[subcommand_parent()], help="database schema (Alembic)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", parents=[common], help="upgrade the schema to the newest revision")
     db_sub.add_parser("current", parents=[common], help="print the schema revision")
@@ -56,21 +58,17 @@ def _config(args: argparse.Namespace, **extra: Any) -> Any:
     return MatcherConfig.load(file=args.config, overrides={"db": args.db, **extra})
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``facepp-matcher``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "create-api-key":
-            return _create_api_key(args)
-        return _db(args)
-    except FaceppError as exc:
-        print(f"facepp-matcher: error: {exc}", file=sys.stderr)
-        return 2
+    return run_console(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "create-api-key":
+        return _create_api_key(args)
+    return _db(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

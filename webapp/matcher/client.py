@@ -207,8 +207,8 @@ def live_slots(block: bytes, *, fingerprint: bytes | None = None, slots: int | N
     """
     import numpy as np
 
-    from facepp.crypto import ckks_wire as wire
-    from facepp.crypto.ckks_packing import unpack_bitmap
+    from facepp.crypto.ckks import wire
+    from facepp.crypto.ckks.packing import unpack_bitmap
 
     env = wire.unpack(block, kind=wire.Kind.BLOCK, fingerprint=fingerprint)
     if not env.blobs:

@@ -1,7 +1,7 @@
 """HTTP constants and validation of the matcher's URL inputs (docs/matcher_api.md).
 
 Importable by the matcher and the terminal: no Flask, no database, no keys.
-Ciphertext bodies are validated by :mod:`facepp.crypto.ckks_messages` parsers;
+Ciphertext bodies are validated by :mod:`facepp.crypto.ckks.messages` parsers;
 this module validates everything else (subject ids, ``dim``, block indices).
 """
 

@@ -1,6 +1,6 @@
 """Thread-safe gallery operations of the matcher, persisted per block (matcher only, key-less).
 
-:class:`MatcherService` owns the in-memory :class:`~facepp.crypto.ckks_matcher.CkksMatcher`
+:class:`MatcherService` owns the in-memory :class:`~facepp.crypto.ckks.matcher.CkksMatcher`
 and the :class:`~webapp.matcher.store.MatcherStore`. One lock serialises every
 gallery mutation and scoring (waitress serves requests on several threads;
 Pyfhel holds the GIL anyway). Each operation validates first, then changes the
@@ -8,9 +8,9 @@ gallery in memory, then writes the blocks it touched in one transaction; if the
 write fails the gallery is reloaded from the database, so memory never drifts
 from storage. A refused request changes nothing.
 
-Security: imports only the public CKKS modules (``ckks_public``, ``ckks_matcher``,
-``ckks_gallery``, and the key-less ``ckks_wire``/``ckks_packing`` helpers for
-per-block storage); never ``ckks_keys`` or ``ckks``.
+Security: imports only the public CKKS modules (``public_key``, ``matcher``,
+``gallery``, and the key-less ``wire``/``packing`` helpers for per-block
+storage of :mod:`facepp.crypto.ckks`); never ``facepp.crypto.ckks.secret_key``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_gallery import EncryptedGallery
-from facepp.crypto.ckks_matcher import CkksMatcher
-from facepp.crypto.ckks_packing import pack_bitmap
-from facepp.crypto.ckks_public import CkksPublicContext
+from facepp.crypto.ckks import wire
+from facepp.crypto.ckks.gallery import EncryptedGallery
+from facepp.crypto.ckks.matcher import CkksMatcher
+from facepp.crypto.ckks.packing import pack_bitmap
+from facepp.crypto.ckks.public_key import CkksPublicContext
 from facepp.errors import ConfigError, ConflictError, FaceppError, NotFoundError, ProtocolError
 from webapp.matcher.store import BlockRecord, GalleryChange, MatcherStore, StoredBundle
 

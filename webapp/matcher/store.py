@@ -37,7 +37,7 @@ class BlockRecord:
 
     Attributes:
         index: block index.
-        live: live-slot bitmap (``S / 8`` bytes, :func:`facepp.crypto.ckks_packing.pack_bitmap`).
+        live: live-slot bitmap (``S / 8`` bytes, :func:`facepp.crypto.ckks.packing.pack_bitmap`).
         dirty: dirty-slot bitmap.
         data: BLOCK message (``EncryptedGallery.export_block``), or ``None`` to keep the stored one.
     """

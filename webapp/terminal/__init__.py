@@ -1,4 +1,4 @@
-"""The trusted terminal (DESIGN.md §1, §3): capture, embed, encrypt, decide.
+"""The trusted terminal: capture, embed, encrypt, decide (see docs/design.md).
 
 Holds the trained model and the CKKS secret key (in its instance folder, mode
 0600); keeps images in memory only; stores no image and no plaintext embedding.

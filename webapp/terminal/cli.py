@@ -9,7 +9,8 @@ Examples::
 
 Secrets (``matcher_api_key``, ``api_token``, ``secret_key``) come from the TOML file
 or the environment (``FACEPP_TERMINAL_*``), never from command-line flags, which
-other users can read in the process list.
+other users can read in the process list. Follows the command-line convention of
+:mod:`facepp.console` (exit 0/1/2, ``-v``/``-q``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from facepp.errors import FaceppError
+from facepp.console import add_verbosity_flags, run_console, subcommand_parent
+from facepp.errors import ConfigError
 from webapp.terminal.config import TerminalConfig
 
 logger = logging.getLogger(__name__)
@@ -35,13 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facepp-terminal",
         description="Trusted terminal of facepp: face capture, embedding, CKKS encryption, decisions.",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    add_verbosity_flags(parser)
+    common = argparse.ArgumentParser(add_help=False, parents=[subcommand_parent()])
     common.add_argument("--config", type=Path, help="TOML config file (default $FACEPP_TERMINAL_CONFIG)")
     common.add_argument("--checkpoint", help="model checkpoint (.pt; default: the shipped model)")
     common.add_argument("--threshold", type=float, help="cosine decision threshold (overrides the checkpoint's)")
     common.add_argument("--instance-dir", help="folder for keys and the database")
     common.add_argument("--matcher-url", help="matcher base URL, e.g. http://127.0.0.1:8600")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", parents=[common], help="run the terminal (waitress; --debug: Flask dev server)")
     serve.add_argument("--host", help="interface (default 127.0.0.1)")
@@ -75,23 +76,20 @@ def _read_password(args: argparse.Namespace) -> str:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("Password: ")
     if first != getpass.getpass("Repeat: "):
-        raise SystemExit("passwords differ")
+        raise ConfigError("the two passwords differ")
     return first
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``facepp-terminal``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    level = os.environ.get("FACEPP_LOG_LEVEL", "").upper() or ("DEBUG" if args.verbose else "INFO")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = TerminalConfig.load(file=args.config, overrides=_overrides(args))
-        if args.command == "create-operator":
-            return _create_operator(config, args)
-        return _serve(config, debug=args.debug)
-    except FaceppError as exc:
-        logger.error("%s", exc)
-        return 2
+    return run_console(build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = TerminalConfig.load(file=args.config, overrides=_overrides(args))
+    if args.command == "create-operator":
+        return _create_operator(config, args)
+    return _serve(config, debug=args.debug)
 
 
 def _create_operator(config: TerminalConfig, args: argparse.Namespace) -> int:

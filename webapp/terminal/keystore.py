@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from facepp.crypto.ckks import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.errors import ConfigError
 from facepp.io import atomic_write_bytes
 

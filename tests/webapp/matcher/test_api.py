@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import requests
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.errors import ConflictError, NotFoundError
-from tests.webapp.matcher.conftest import DIM, MatcherServer
+from tests.helpers.matcher import DIM, MatcherServer
 from webapp.matcher.client import MatcherError
-from tests.webapp.matcher.flows import (
+from tests.helpers.matcher_flows import (
     TOLERANCE,
     check_gallery,
     enrol_all,

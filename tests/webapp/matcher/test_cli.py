@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers.net import free_port
 from webapp.matcher.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,12 +22,6 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     return subprocess.run([sys.executable, "-m", "webapp.matcher.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                           check=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
@@ -40,11 +34,12 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
     assert key.encode() not in stored and hashlib.sha256(key.encode()).hexdigest().encode() in stored
 
     again = _cli("create-api-key", "--name", "terminal-1", "--db", str(db))
-    assert again.returncode == 2 and "exists already" in again.stderr and key not in again.stderr
+    assert again.returncode == 1 and "exists already" in again.stderr and key not in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith("facepp-matcher: error: ") and "Traceback" not in again.stderr
     current = _cli("db", "current", env={"FACEPP_MATCHER_DB": str(db)})
     assert current.returncode == 0 and current.stdout.strip() == "0001_initial"
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "webapp.matcher.cli", "serve", "--port", str(port),
                                "--db", str(db)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
-from tests.webapp.matcher.conftest import MatcherServer, snapshot
-from tests.webapp.matcher.flows import enrol_score_restart
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
+from tests.helpers.matcher import MatcherServer, snapshot
+from tests.helpers.matcher_flows import enrol_score_restart
+from tests.helpers.net import free_port
 from webapp.matcher.client import MatcherError
 
 
@@ -35,12 +35,6 @@ def _bindir() -> Path | None:
     if found:
         candidates.insert(0, Path(found).parent)
     return next((d for d in candidates if (d / "initdb").exists() and (d / "pg_ctl").exists()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_as() -> tuple[list[str], str | None]:
@@ -70,7 +64,7 @@ def postgres_url() -> Iterator[str]:
     if user is not None:
         os.chmod(root, 0o700)
         shutil.chown(root, user=user)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LC_ALL": "C"}
     try:
         subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "facepp", "--auth=trust",

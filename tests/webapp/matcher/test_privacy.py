@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
-from tests.webapp.matcher.conftest import DIM, MatcherServer
-from tests.webapp.matcher.flows import enrol_all, identify_scores, refresh, subject_ids, verify_score
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
+from tests.helpers.matcher import DIM, MatcherServer
+from tests.helpers.matcher_flows import enrol_all, identify_scores, refresh, subject_ids, verify_score
 
 WINDOW = 4
 

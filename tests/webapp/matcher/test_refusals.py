@@ -9,8 +9,8 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
-from tests.webapp.matcher.conftest import DIM, MatcherServer, raw_request, snapshot
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
+from tests.helpers.matcher import DIM, MatcherServer, raw_request, snapshot
 
 MiB = 1 << 20
 MAX_MESSAGE = 6 * MiB  # the 4.7 MB public bundle fits, 6 MiB + 1 does not

@@ -7,55 +7,19 @@ tests speak real HTTP and modules do not share a gallery.
 
 from __future__ import annotations
 
-import logging
 import secrets
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import requests
 import torch
-from flask import Flask
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
 from facepp.model.train import TrainConfig
 from facepp.vision.align import PreprocessConfig
-
-log = logging.getLogger(__name__)
-
-API_TOKEN = "test-terminal-token-0123456789"
-OPERATOR = ("operator", "correct horse battery")
-
-
-class ServerThread:
-    """A WSGI app served by waitress on 127.0.0.1:<free port> in a daemon thread."""
-
-    def __init__(self, app: Flask, *, threads: int = 8) -> None:
-        import waitress.server
-
-        self.server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=threads,
-                                                    max_request_body_size=1 << 30)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self._closing = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except OSError:
-            if not self._closing:  # closing the socket under select() raises EBADF: expected at teardown
-                raise
-
-    def close(self) -> None:
-        self._closing = True
-        self.server.close()
-        self.server.task_dispatcher.shutdown(timeout=5)
+from tests.helpers.terminal import API_TOKEN, OPERATOR, ServerThread, Stack, orl_file, start_matcher, template
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +31,6 @@ def orl(data_root: Path) -> Path:
     return path
 
 
-def orl_file(orl: Path, subject: int, image: int) -> Path:
-    return orl / f"s{subject}" / f"{image}.pgm"
-
-
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained but valid MobileFaceNet checkpoint (seeded; no threshold in its metadata).
@@ -78,7 +38,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Decisions only need to agree with plaintext cosine, so no training is needed;
     this keeps the tests independent of ``out/``.
     """
-    from training.local import build_model, save_global_model
+    from training.participant.local import build_model, save_global_model
 
     config = TrainConfig(seed=0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -93,14 +53,6 @@ def embedder(checkpoint: Path) -> Embedder:
     return Embedder.from_checkpoint(checkpoint, num_threads=1)
 
 
-def template(embedder: Embedder, paths: list[Path]) -> np.ndarray:
-    """Plaintext template: mean of the L2-normalised embeddings, re-normalised."""
-    x = embedder.embed([read_image(p) for p in paths]).astype(np.float64)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    m = x.mean(axis=0)
-    return m / np.linalg.norm(m)
-
-
 @pytest.fixture(scope="session")
 def threshold(embedder: Embedder, orl: Path) -> float:
     """A threshold between the plaintext genuine (s31 5) and impostor (s32 5) scores against s31 1-3."""
@@ -110,37 +62,6 @@ def threshold(embedder: Embedder, orl: Path) -> float:
     if genuine <= impostor + 0.01:
         pytest.fail(f"the test model does not separate s31/s32 (genuine {genuine:.3f}, impostor {impostor:.3f})")
     return round((genuine + impostor) / 2, 4)
-
-
-@dataclass
-class Stack:
-    """A running matcher + terminal pair."""
-
-    matcher_url: str
-    terminal_url: str
-    terminal_app: Flask
-    matcher_app: Flask
-    instance_dir: Path
-    token: str = API_TOKEN
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {**self.auth, **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.terminal_url}/api{path}", headers=headers, timeout=300, **kwargs)
-
-
-def start_matcher(folder: Path) -> tuple[Flask, ServerThread, str]:
-    """A matcher app on a temp SQLite database, with a fresh API key for the terminal."""
-    from webapp.matcher.api import EXTENSION
-    from webapp.matcher.app import create_app as create_matcher
-    from webapp.matcher.auth import create_api_key
-
-    app = create_matcher({"db": str(folder / "matcher.db")})
-    key = create_api_key(app.extensions[EXTENSION].store, "terminal")
-    return app, ServerThread(app), key
 
 
 @pytest.fixture(scope="session")

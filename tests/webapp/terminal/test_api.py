@@ -9,7 +9,7 @@ import pytest
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
-from tests.webapp.terminal.conftest import Stack, orl_file, template
+from tests.helpers.terminal import Stack, orl_file, template
 
 
 def files(paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:

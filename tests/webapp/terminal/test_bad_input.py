@@ -16,7 +16,7 @@ import requests
 from PIL import Image
 
 from facepp.data.images import read_image
-from tests.webapp.terminal.conftest import OPERATOR, Stack, orl_file
+from tests.helpers.terminal import OPERATOR, Stack, orl_file
 
 
 def png(pixels: np.ndarray) -> bytes:

@@ -18,7 +18,7 @@ import pytest
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
-from tests.webapp.terminal.conftest import OPERATOR, Stack, orl_file
+from tests.helpers.terminal import OPERATOR, Stack, orl_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 CAMERA_SUBJECT = 33

@@ -10,7 +10,7 @@ import pytest
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
-from tests.webapp.terminal.conftest import Stack, orl_file, template
+from tests.helpers.terminal import Stack, orl_file, template
 
 SUBJECTS = (35, 36, 37, 38, 39, 40)
 PROBES = (6, 8)

@@ -17,7 +17,7 @@ import numpy as np
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
 from tests.webapp.matcher.test_privacy import find_windows
-from tests.webapp.terminal.conftest import Stack, orl_file, template
+from tests.helpers.terminal import Stack, orl_file, template
 from tests.webapp.terminal.test_api import files
 
 IMAGE_WINDOW = 64

@@ -102,9 +102,9 @@ def test_cli_create_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     assert db.authenticate("bob", "a long enough password") is not None
     assert db.authenticate("bob", "wrong password") is None and db.authenticate("nobody", "x" * 12) is None
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert main(["create-operator", "--instance-dir", str(inst), "--username", "eve", "--password-stdin"]) == 2
+    assert main(["create-operator", "--instance-dir", str(inst), "--username", "eve", "--password-stdin"]) == 1
     monkeypatch.setattr("sys.stdin", io.StringIO("another long password\n"))
-    assert main(["create-operator", "--instance-dir", str(inst), "--username", "bob", "--password-stdin"]) == 2
+    assert main(["create-operator", "--instance-dir", str(inst), "--username", "bob", "--password-stdin"]) == 1
 
 
 def test_subject_list_is_paged(tmp_path: Path, checkpoint: Path) -> None:

@@ -17,8 +17,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from facepp.crypto.encrypted_vector import EncryptedVector
-from facepp.crypto.paillier import SecretKey, VectorCipher
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
 from facepp.errors import AuthenticationError, ConflictError, FaceppError, KeyMismatchError, ProtocolError
 from training.fedavg import average_from_sum, weighted_contribution
 from training.protocol import API_PREFIX, ROUND_HEADER, RoundStatus, metrics_json

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facepp.crypto.ckks_keys import CkksKeyHolder
-from tests.webapp.matcher.conftest import DIM, MatcherServer
+from facepp.crypto.ckks.secret_key import CkksKeyHolder
+from tests.helpers.matcher import DIM, MatcherServer
 from webapp.matcher.client import MatcherClient, live_slots
 
 #: docs/ckks.md §6: decrypted scores agree with plaintext cosine within this.

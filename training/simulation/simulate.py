@@ -33,25 +33,26 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
-from facepp.crypto.encrypted_vector import EncryptedVector
-from facepp.crypto.packing import PackingPlan
-from facepp.crypto.paillier import SecretKey, VectorCipher
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier.packing import PackingPlan
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
+from facepp.errors import ConfigError, FaceppError
 from facepp.evaluation.verify import evaluate_folder
 from facepp.model import TrainConfig
 from facepp.vision.align import PreprocessConfig
-from training.audit import find_leaks, read_tree
+from training.simulation.audit import find_leaks, read_tree
 from training.ceremony import create_federation
 from training.fedavg import average_from_sum, fedavg
-from training.local import (
+from training.participant.local import (
     build_model,
     flat_weights,
     load_flat_weights,
     local_trainer,
     save_global_model,
 )
-from training.participant import LocalTrainer
-from training.privacy import DPConfig, epsilon_after
-from training.spec import (
+from training.participant.client import LocalTrainer
+from training.participant.privacy import DPConfig, epsilon_after
+from training.participant.spec import (
     TrainingSpec,
     participant_crops,
     preprocessing_for,
@@ -59,6 +60,13 @@ from training.spec import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class SimulationError(FaceppError):
+    """A simulated federation did not complete: a process failed or the server did not come up."""
+
+    code = "simulation_failed"
+    http_status = 500
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class SimulationConfig:
 
 
 def _dp_noise_seed(spec: TrainingSpec, index: int) -> int:
-    """Reproducible DP noise so the twin repeats it (simulation only, see training.privacy)."""
+    """Reproducible DP noise so the twin repeats it (simulation only, see training.participant.privacy)."""
     return 1_000_003 * spec.seed + index
 
 
@@ -139,10 +147,16 @@ def run_plaintext_twin(spec: TrainingSpec, data: Path, initial: np.ndarray, cach
 
 
 def simulate(config: SimulationConfig) -> dict[str, Any]:
-    """Run the encrypted federation and its plaintext twin; return the report (see module docstring)."""
+    """Run the encrypted federation and its plaintext twin; return the report (see module docstring).
+
+    Raises:
+        ConfigError: ``config.workdir`` exists and is not an empty folder.
+        SimulationError: the server or a participant process failed (their logs are in the workdir).
+        FaceppError: the dataset or a parameter is unusable (raised before any process starts).
+    """
     workdir = Path(config.workdir or tempfile.mkdtemp(prefix="facepp-sim-"))
-    if workdir.exists() and any(workdir.iterdir()):
-        raise FileExistsError(f"{workdir} is not empty")
+    if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
+        raise ConfigError(f"workdir {workdir} is not an empty folder: give a new or empty one")
     cache_dir = config.cache_dir or workdir / "cache"
     names = tuple(f"org{i + 1}" for i in range(config.participants))
     spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
@@ -164,15 +178,15 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     logs.mkdir()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen(
-        _python("from training.cli import server_main; server_main()", "--federation", str(fed.server_config),
+        _python("from training.server.cli import main; main()", "--federation", str(fed.server_config),
                 "--state", str(fed.server_state), "--port", str(port), "--record-requests", str(received)),
         stdout=(logs / "server.log").open("wb"), stderr=subprocess.STDOUT, env=env)
     participants = []
     try:
-        _wait_for(url, server)
+        _wait_for(url, server, logs)
         for name in names:
             participants.append(subprocess.Popen(
-                _python("from training.cli import participant_main; participant_main()", "--dir", str(fed.participant_dir(name)),
+                _python("from training.participant.cli import main; main()", "--dir", str(fed.participant_dir(name)),
                         "--server", url, "--data", str(config.data), "--cache-dir", str(cache_dir), "--workers", str(config.encryption_workers),
                         "--keep-contributions", str(workdir / "audit" / name),
                         *(["--dp-noise-seed", str(_dp_noise_seed(spec, names.index(name)))] if spec.dp else [])),
@@ -186,7 +200,7 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
         server.wait(timeout=30)
     failed = [names[i] for i, p in enumerate(participants) if p.returncode != 0]
     if failed:
-        raise RuntimeError(f"participants {failed} failed; see {logs}")
+        raise SimulationError(f"participants {failed} failed; see their logs in {logs}")
 
     secret = SecretKey.load(fed.participant_dir(names[0]) / "secret_key.json")
     # The twin starts from the model the participants decrypted (W_0 after fixed-point
@@ -268,17 +282,17 @@ def _decrypt_model(secret: SecretKey, path: Path) -> np.ndarray:
         return average_from_sum(cipher.decrypt(vector))
 
 
-def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
+def _wait_for(url: str, server: subprocess.Popen[bytes], logs: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError("the parameter server exited during start-up")
+            raise SimulationError(f"the parameter server exited during start-up; see {logs / 'server.log'}")
         try:
             requests.get(url + "/status.json", timeout=2)
             return
         except requests.ConnectionError:
             time.sleep(0.2)
-    raise RuntimeError("the parameter server did not start within 60 s")
+    raise SimulationError(f"the parameter server did not start within 60 s; see {logs / 'server.log'}")
 
 
 def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.packing import PackingPlan, encode, pack
+from facepp.crypto.paillier.packing import PackingPlan, encode, pack
 
 WINDOW_VALUES = 4  # a leak of >= 4 consecutive values is found
 PROBES = 64  # positions probed per vector and representation

@@ -16,8 +16,8 @@ from pathlib import Path
 import gmpy2
 from gmpy2 import mpz
 
-from facepp.crypto.fixed_base import FixedBaseTable
-from facepp.crypto.paillier_public import (
+from facepp.crypto.paillier.fixed_base import FixedBaseTable
+from facepp.crypto.paillier.public_key import (
     KEY_FILE_VERSION,
     SECRET_KEY_FORMAT,
     SUPPORTED_KEY_BITS,
@@ -139,7 +139,7 @@ class SecretEncryptor:
     Computes the mask modulo ``p**2`` and ``q**2`` separately (half-size moduli)
     and recombines, about 4x faster than working modulo ``n**2``. With
     ``randomness="djn"`` (default) the masks come from fixed-base tables of
-    ``h_s mod p**2`` and ``h_s mod q**2`` (see :class:`~facepp.crypto.paillier_public.PublicEncryptor`
+    ``h_s mod p**2`` and ``h_s mod q**2`` (see :class:`~facepp.crypto.paillier.public_key.PublicEncryptor`
     for the DJN assumption); ``"full"`` raises a uniform ``r`` to ``n``.
     The ciphertexts are ordinary Paillier ciphertexts modulo ``n**2``.
     """

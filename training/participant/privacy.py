@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facepp.errors import ConfigError
-from training.participant import LocalTrainer, LocalUpdate
+from training.participant.client import LocalTrainer, LocalUpdate
 
 log = logging.getLogger(__name__)
 

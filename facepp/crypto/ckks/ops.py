@@ -1,6 +1,6 @@
 """Homomorphic building blocks of encrypted matching, using public material only.
 
-Importable by every role; the matcher uses them. See :mod:`facepp.crypto.ckks_packing`
+Importable by every role; the matcher uses them. See :mod:`facepp.crypto.ckks.packing`
 for the layout and the plaintext model these functions implement. Levels:
 probes and templates arrive at level 0 (all data primes) or, for an
 identification probe, level 1; gallery diagonals live at level 1; scores leave
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from Pyfhel import Pyfhel, PyCtxt
 
-from facepp.crypto.ckks_packing import slot_masks
+from facepp.crypto.ckks.packing import slot_masks
 
 #: Modulus levels (number of primes dropped from the top of the chain).
 LEVEL_FRESH = 0

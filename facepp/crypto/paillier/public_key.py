@@ -1,7 +1,7 @@
 """Paillier public key: encryption and homomorphic addition. No secret key here.
 
 Safe for every role, including the untrusted parameter server, which must never
-import :mod:`facepp.crypto.paillier_secret`.
+import :mod:`facepp.crypto.paillier.secret_key`.
 
 Standard Paillier with ``g = n + 1``: ``E(m) = (1 + m*n) * r**n mod n**2``, so
 any standard implementation holding the same ``p, q`` decrypts our ciphertexts.
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import gmpy2
 from gmpy2 import mpz
 
-from facepp.crypto.fixed_base import FixedBaseTable
+from facepp.crypto.paillier.fixed_base import FixedBaseTable
 from facepp.errors import KeyMismatchError, ProtocolError
 from facepp.io import atomic_write_bytes, b64_to_int, int_to_b64
 

@@ -1,7 +1,7 @@
 """Packed Paillier-encrypted vectors: the wire format and homomorphic addition.
 
 Public-key only: this is what the untrusted parameter server uses to parse
-uploads and add them. It must not import :mod:`facepp.crypto.paillier_secret`.
+uploads and add them. It must not import :mod:`facepp.crypto.paillier.secret_key`.
 
 Wire format, version 1 (all integers big-endian)::
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import gmpy2
 from gmpy2 import mpz
 
-from facepp.crypto.packing import PackingPlan
-from facepp.crypto.paillier_public import PublicKey
+from facepp.crypto.paillier.packing import PackingPlan
+from facepp.crypto.paillier.public_key import PublicKey
 from facepp.errors import ConfigError, EncodingOverflowError, KeyMismatchError, ProtocolError
 
 MAGIC = b"FPPE"

@@ -1,7 +1,7 @@
 """CKKS key holder: TERMINAL ONLY (holds the secret key).
 
 The matcher must never import this module (a test checks that
-:mod:`facepp.crypto.ckks_matcher` does not pull it in). The key holder
+:mod:`facepp.crypto.ckks.matcher` does not pull it in). The key holder
 generates the context and keys, exports the public bundle, encrypts probes,
 templates and gallery blocks, re-encrypts blocks after deletions and decrypts
 scores.
@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 from Pyfhel import Pyfhel, PyCtxt
 
-from facepp.crypto import ckks_messages as msg
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_packing import check_embeddings, diagonal_block, replicate, undiagonal_block
-from facepp.crypto.ckks_params import CkksParams
-from facepp.crypto.ckks_public import (
+from facepp.crypto.ckks import messages as msg
+from facepp.crypto.ckks import wire
+from facepp.crypto.ckks.packing import check_embeddings, diagonal_block, replicate, undiagonal_block
+from facepp.crypto.ckks.params import CkksParams
+from facepp.crypto.ckks.public_key import (
     BUNDLE_PARTS,
     CkksPublicContext,
     context_from_params,

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facepp.crypto.encrypted_vector import EncryptedVector, add_encrypted
-from facepp.crypto.paillier_public import PublicKey
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector, add_encrypted
+from facepp.crypto.paillier.public_key import PublicKey
 from facepp.errors import AuthenticationError, ConfigError, ConflictError, ProtocolError
 from training.protocol import RoundStatus
-from training.store import Store
+from training.server.store import Store
 
 log = logging.getLogger(__name__)
 

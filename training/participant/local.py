@@ -24,9 +24,9 @@ from facepp.model import TrainConfig, build_backbone, build_head, save_checkpoin
 from facepp.model.backbone import for_training
 from facepp.model.train import model_metadata
 from facepp.vision.align import PreprocessConfig
-from training.participant import LocalTrainer, LocalUpdate
-from training.privacy import PrivateTrainer
-from training.spec import TrainingSpec
+from training.participant.client import LocalTrainer, LocalUpdate
+from training.participant.privacy import PrivateTrainer
+from training.participant.spec import TrainingSpec
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Never imports the key holder. Holds an ordered mapping
 ``subject id -> (block, slot)`` and, per block, ``dim`` diagonal ciphertexts
-(see :mod:`facepp.crypto.ckks_packing`). Slots are ``free``, ``live`` or
+(see :mod:`facepp.crypto.ckks.packing`). Slots are ``free``, ``live`` or
 ``dirty`` (deleted or replaced, data still present until the terminal
 re-encrypts the block with :meth:`CkksKeyHolder.refresh_block`); dirty slots are
 never reused nor reported.
@@ -20,11 +20,11 @@ import numpy as np
 import numpy.typing as npt
 from Pyfhel import PyCtxt
 
-from facepp.crypto import ckks_messages as msg
-from facepp.crypto import ckks_ops as ops
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_packing import pack_bitmap, unpack_bitmap
-from facepp.crypto.ckks_public import CkksPublicContext
+from facepp.crypto.ckks import messages as msg
+from facepp.crypto.ckks import ops
+from facepp.crypto.ckks import wire
+from facepp.crypto.ckks.packing import pack_bitmap, unpack_bitmap
+from facepp.crypto.ckks.public_key import CkksPublicContext
 from facepp.errors import ConfigError, ProtocolError
 
 logger = logging.getLogger(__name__)

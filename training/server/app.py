@@ -16,9 +16,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from werkzeug.exceptions import HTTPException
 
 from facepp.errors import FaceppError
-from training.coordinator import Coordinator, FederationConfig
+from training.server.coordinator import Coordinator, FederationConfig
 from training.protocol import API_PREFIX, ROUND_HEADER, parse_metrics
-from training.store import Store
+from training.server.store import Store
 
 log = logging.getLogger(__name__)
 

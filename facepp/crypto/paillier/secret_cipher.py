@@ -1,7 +1,7 @@
 """Key-holder API for packed Paillier vectors: encrypt and decrypt float vectors fast.
 
 Participants only (they hold the shared secret key). The parameter server uses
-:mod:`facepp.crypto.encrypted_vector` and :mod:`facepp.crypto.paillier_public`.
+:mod:`facepp.crypto.paillier.encrypted_vector` and :mod:`facepp.crypto.paillier.public_key`.
 
 Long vectors are split across worker processes (all cores by default); each
 worker builds its own fixed-base tables once and draws its own randomness
@@ -20,10 +20,10 @@ from types import TracebackType
 import numpy as np
 from gmpy2 import mpz
 
-from facepp.crypto.encrypted_vector import EncryptedVector, add_encrypted
-from facepp.crypto.packing import PackingPlan, decode, encode, pack, unpack
-from facepp.crypto.paillier_public import PublicEncryptor, PublicKey, Randomness
-from facepp.crypto.paillier_secret import SecretEncryptor, SecretKey, check_same_key, generate_keypair
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector, add_encrypted
+from facepp.crypto.paillier.packing import PackingPlan, decode, encode, pack, unpack
+from facepp.crypto.paillier.public_key import PublicEncryptor, PublicKey, Randomness
+from facepp.crypto.paillier.secret_key import SecretEncryptor, SecretKey, check_same_key, generate_keypair
 
 __all__ = [
     "EncryptedVector",

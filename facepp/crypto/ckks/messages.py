@@ -1,4 +1,4 @@
-"""Typed CKKS wire messages (probe, template, block, scores) over :mod:`ckks_wire` envelopes.
+"""Typed CKKS wire messages (probe, template, block, scores) over :mod:`~facepp.crypto.ckks.wire` envelopes.
 
 Importable by every role: building and parsing need the public context only.
 Every parser checks the envelope (version, kind, fingerprint), the metadata
@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 from Pyfhel import Pyfhel, PyCtxt
 
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_ops import LEVEL_FRESH, LEVEL_GALLERY, LEVEL_SCORES
-from facepp.crypto.ckks_packing import pack_bitmap, unpack_bitmap
-from facepp.crypto.ckks_params import CkksParams
+from facepp.crypto.ckks import wire
+from facepp.crypto.ckks.ops import LEVEL_FRESH, LEVEL_GALLERY, LEVEL_SCORES
+from facepp.crypto.ckks.packing import pack_bitmap, unpack_bitmap
+from facepp.crypto.ckks.params import CkksParams
 from facepp.errors import ProtocolError
 
 _PROBE = struct.Struct("<HB")

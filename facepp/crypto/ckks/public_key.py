@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from Pyfhel import Pyfhel
 
-from facepp.crypto import ckks_wire as wire
-from facepp.crypto.ckks_params import CkksParams
+from facepp.crypto.ckks import wire
+from facepp.crypto.ckks.params import CkksParams
 from facepp.errors import ConfigError, KeyMismatchError, ProtocolError
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """CKKS matcher: MATCHER side, key-less (public bundle only).
 
 The matcher loads the terminal's public bundle, keeps an
-:class:`~facepp.crypto.ckks_gallery.EncryptedGallery` and turns an encrypted
+:class:`~facepp.crypto.ckks.gallery.EncryptedGallery` and turns an encrypted
 probe into encrypted scores for one subject (1:1) or the whole gallery (1:N).
-It never holds a secret key and never imports :mod:`facepp.crypto.ckks_keys`.
+It never holds a secret key and never imports :mod:`facepp.crypto.ckks.secret_key`.
 
 What the matcher learns: gallery size and layout, which subject a 1:1 query
 names, when queries happen and the probe/score sizes; never an embedding or a
@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from facepp.crypto import ckks_messages as msg
-from facepp.crypto import ckks_ops as ops
-from facepp.crypto.ckks_gallery import EncryptedGallery
-from facepp.crypto.ckks_messages import ScoreMode, ScoresIndex
-from facepp.crypto.ckks_public import CkksPublicContext
+from facepp.crypto.ckks import messages as msg
+from facepp.crypto.ckks import ops
+from facepp.crypto.ckks.gallery import EncryptedGallery
+from facepp.crypto.ckks.messages import ScoreMode, ScoresIndex
+from facepp.crypto.ckks.public_key import CkksPublicContext
 from facepp.errors import ProtocolError
 
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.paillier import SecretKey
-from training.participant import LocalUpdate, Participant
+from facepp.crypto.paillier.secret_cipher import SecretKey
+from training.participant.client import LocalUpdate, Participant
 
 SAMPLE_SCALE = 100.0
 

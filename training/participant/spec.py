@@ -26,7 +26,7 @@ from facepp.errors import ConfigError
 from facepp.model import AugmentConfig, TrainConfig
 from facepp.vision.align import PreprocessConfig, preset_for
 from facepp.vision.cache import dataset_crops
-from training.privacy import DPConfig
+from training.participant.privacy import DPConfig
 
 PARTITIONS = {"iid": "iid", "skewed": "dirichlet"}
 LFW_TEST_PAIRS = "pairsDevTest.txt"
@@ -44,7 +44,7 @@ class TrainingSpec:
     sample_scale: float = 1000.0
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
-    dp: DPConfig | None = None  # optional client-level differential privacy (training.privacy)
+    dp: DPConfig | None = None  # optional client-level differential privacy (training.participant.privacy)
 
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:

@@ -1,0 +1,1 @@
+"""Plain helpers that tests import (fixtures stay in the ``conftest.py`` files; no test imports one)."""
