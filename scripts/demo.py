@@ -1,8 +1,8 @@
 """`make demo`: encrypted collaborative training, then the web app, on this machine.
 
-1. Three participants train the face model together on ORL s1-s30 through a
-   parameter server that holds only Paillier ciphertexts (`facepp simulate`:
-   real processes, real HTTP on loopback), beside a plaintext FedAvg twin.
+1. Three participants fine-tune the shipped face model together on ORL s1-s30
+   through a parameter server that holds only Paillier ciphertexts (`facepp
+   simulate`: real processes, real HTTP on loopback), beside a plaintext FedAvg twin.
 2. The threshold is calibrated on the held-out identities s31-s40.
 3. The untrusted matcher and the trusted terminal start on localhost; the
    held-out subjects are enrolled through the terminal's API (their templates
@@ -10,8 +10,8 @@
    impostor verification and one identification run.
 4. The URL and the operator login are printed; Ctrl-C stops both services.
 
-Environment: FACEPP_DATA (datasets), FACEPP_DEMO_ROUNDS (default 3),
-FACEPP_DEMO_LOCAL_EPOCHS (default 8), FACEPP_DEMO_DIR (default out/demo).
+Environment: FACEPP_DATA (datasets), FACEPP_DEMO_ROUNDS (default 2),
+FACEPP_DEMO_LOCAL_EPOCHS (default 4), FACEPP_DEMO_DIR (default out/demo).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import requests
 from facepp.data import data_root
 from facepp.evaluation.verify import evaluate_folder, store_calibration
 from facepp.model import TrainConfig
+from facepp.models import shipped_model
 from training.simulation.simulate import SimulationConfig, simulate
 
 log = logging.getLogger("demo")
@@ -58,11 +59,12 @@ def wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: fl
 
 
 def train(data: Path, workdir: Path) -> Path:
-    rounds = int(os.environ.get("FACEPP_DEMO_ROUNDS", "3"))
-    epochs = int(os.environ.get("FACEPP_DEMO_LOCAL_EPOCHS", "8"))
-    log.info("1/3 encrypted collaborative training: 3 participants, %d rounds x %d local epochs on %s", rounds, epochs, data)
-    report = simulate(SimulationConfig(data=data, participants=3, rounds=rounds, local_epochs=epochs,
-                                       train=TrainConfig(batch_size=32, lr=3e-3, num_threads=1), workdir=workdir))
+    rounds = int(os.environ.get("FACEPP_DEMO_ROUNDS", "2"))
+    epochs = int(os.environ.get("FACEPP_DEMO_LOCAL_EPOCHS", "4"))
+    log.info("1/3 encrypted collaborative fine-tuning of the shipped model: 3 participants, %d rounds x %d local "
+             "epochs on %s", rounds, epochs, data)
+    report = simulate(SimulationConfig(data=data, participants=3, rounds=rounds, local_epochs=epochs, init=shipped_model(),
+                                       train=TrainConfig(batch_size=32, lr=1e-3, num_threads=1), workdir=workdir))
     (workdir.parent / "simulate.json").write_text(json.dumps(report, indent=2) + "\n")
     log.info("encrypted FedAvg accuracy %.1f%% vs plaintext FedAvg %.1f%% on s31-s40 (900 pairs); "
              "encrypted round %.0f s vs plaintext %.0f s; %.1f MB uploaded per round; plaintext leak found: %s",

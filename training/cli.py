@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-scale", type=float, default=10000.0,
                         help="public upper bound on any participant's sample count (FedAvg weights n/scale stay <= 1)")
     parser.add_argument("--seed", type=int, default=0)
+    add_init_arguments(parser)
     add_dp_arguments(parser)
     add_verbosity_flags(parser)
     return parser
@@ -57,17 +58,36 @@ def dp_config(args: argparse.Namespace, min_contributors: int) -> DPConfig | Non
     return DPConfig(clip=args.dp_clip, noise_multiplier=args.dp_noise, min_contributors=min_contributors, delta=args.dp_delta)
 
 
+def add_init_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--init`` / ``--from-scratch``: which weights a federation starts from."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--init", type=Path,
+                       help="fine-tune this checkpoint (default: the shipped model); its architecture, input size and "
+                            "crop mode become the federation's")
+    group.add_argument("--from-scratch", action="store_true", help="start from seeded random weights instead")
+
+
+def init_checkpoint(args: argparse.Namespace) -> Path | None:
+    """The checkpoint ``--init`` / ``--from-scratch`` ask for (None: random weights)."""
+    from facepp.models import model_or_shipped
+
+    return None if args.from_scratch else model_or_shipped(args.init)
+
+
 def _ceremony(args: argparse.Namespace) -> int:
     from training.ceremony import create_federation
-    from training.participant.local import build_model, flat_weights
-    from training.participant.spec import TrainingSpec
+    from training.participant.local import initial_weights
+    from training.participant.spec import TrainingSpec, fine_tuning
 
     names = tuple(n.strip() for n in args.participants.split(",") if n.strip())
     quorum = args.quorum or len(names) // 2 + 1  # the DP noise shares are sized for it
     spec = TrainingSpec(total_rounds=args.rounds, participants=names, partition=args.partition,
                         local_epochs=args.local_epochs, sample_scale=args.sample_scale, seed=args.seed,
                         dp=dp_config(args, min_contributors=quorum))
-    fed = create_federation(args.dir, participants=names, initial_weights=flat_weights(build_model(spec.train, spec.input_size)),
+    init = init_checkpoint(args)
+    if init is not None:
+        spec = fine_tuning(spec, init)
+    fed = create_federation(args.dir, participants=names, initial_weights=initial_weights(spec.train, spec.input_size, init),
                             total_rounds=args.rounds, quorum=quorum, round_timeout_s=args.round_timeout,
                             key_bits=args.key_bits, spec_json=spec.to_json())
     print(f"server folder (public key only): {fed.root / 'server'}")

@@ -111,7 +111,7 @@ def test_noised_negative_batchnorm_variances_are_clamped_on_load() -> None:
 def test_simulate_with_dp_reports_epsilon_and_the_twin_repeats_the_noise(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     code = main(["-q", "simulate", "--participants", "2", "--rounds", "2", "--local-epochs", "1", "--data",
-                 str(data_root / "orl"), "--backbone", "mobilefacenet-tiny", "--input-size", "32",
+                 str(data_root / "orl"), "--from-scratch", "--backbone", "mobilefacenet-tiny", "--input-size", "32",
                  "--dp-noise", "1.0", "--dp-clip", "0.5", "--workdir", str(tmp_path / "sim"), "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())

@@ -19,7 +19,7 @@ from training.simulation.simulate import SimulationConfig, SimulationError, _wai
 def test_simulate_matches_plaintext_fedavg_and_leaks_nothing(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     code = main(["-q", "simulate", "--participants", "2", "--rounds", "2", "--local-epochs", "1", "--data",
-                 str(data_root / "orl"), "--backbone", "mobilefacenet-tiny", "--input-size", "32",
+                 str(data_root / "orl"), "--from-scratch", "--backbone", "mobilefacenet-tiny", "--input-size", "32",
                  "--workdir", str(tmp_path / "sim"), "--json", str(out), "--fixed-point-twin"])
     assert code == 0
     report = json.loads(out.read_text())

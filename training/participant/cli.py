@@ -61,7 +61,8 @@ def _participate(args: argparse.Namespace) -> int:
     load_flat_weights(model, weights)
     out = save_global_model(args.out or args.dir / "global_model.pt", model, config=spec.train,
                             preprocessing=preprocessing_for(split, spec),
-                            extra={"federation": {"rounds": spec.total_rounds, "participants": len(spec.participants)}})
+                            extra={"federation": {"rounds": spec.total_rounds, "participants": len(spec.participants),
+                                                  "init": spec.init}})
     logger.info("final global model written to %s", out)
     return 0
 

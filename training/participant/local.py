@@ -22,7 +22,7 @@ from torch import nn
 from facepp.io import atomic_write_bytes
 from facepp.model import TrainConfig, build_backbone, build_head, save_checkpoint, train_one_epoch
 from facepp.model.backbone import for_training
-from facepp.model.train import model_metadata
+from facepp.model.train import init_model, model_metadata
 from facepp.vision.align import PreprocessConfig
 from training.participant.client import LocalTrainer, LocalUpdate
 from training.participant.privacy import PrivateTrainer
@@ -63,6 +63,18 @@ def load_flat_weights(model: nn.Module, vector: np.ndarray) -> None:
 def build_model(config: TrainConfig, input_size: int) -> nn.Module:
     torch.manual_seed(config.seed)
     return build_backbone(config.backbone, embedding_dim=config.embedding_dim, input_size=input_size, dropout=config.dropout)
+
+
+def initial_weights(config: TrainConfig, input_size: int, init: Path | None = None) -> np.ndarray:
+    """(P,) float32 weights a federation starts from: ``init``'s backbone, or seeded random ones.
+
+    Raises:
+        CheckpointError: ``init`` is unreadable or of another architecture or size.
+    """
+    model = build_model(config, input_size)
+    if init is not None:
+        init_model(model, init, config=config, input_size=input_size)
+    return flat_weights(model)
 
 
 def save_global_model(path: Path, model: nn.Module, *, config: TrainConfig, preprocessing: PreprocessConfig,

@@ -13,7 +13,7 @@ then partitioned across participants (``iid``, or ``skewed`` = Dirichlet(0.5)).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ class TrainingSpec:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     dp: DPConfig | None = None  # optional client-level differential privacy (training.participant.privacy)
+    mode: str | None = None  # preprocessing mode (None: the layout's preset); a fine-tune keeps its model's
+    init: dict[str, str] | None = None  # the starting checkpoint's name and SHA-256 (None: random weights)
 
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:
@@ -108,7 +110,24 @@ def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
 
 
 def preprocessing_for(split: DataSplit, spec: TrainingSpec) -> PreprocessConfig:
-    return preset_for(split.dataset.layout, input_size=spec.input_size)
+    return preset_for(split.dataset.layout, input_size=spec.input_size, mode=spec.mode)
+
+
+def fine_tuning(spec: TrainingSpec, init: Path) -> TrainingSpec:
+    """The spec adapted to start from a checkpoint: its architecture, embedding size, input
+    size and crop mode, and a record of which file it was (name, SHA-256).
+
+    Raises:
+        CheckpointError: unreadable, corrupt or modified checkpoint.
+    """
+    import hashlib
+
+    from facepp.model.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(init)["metadata"]
+    train = replace(spec.train, backbone=str(meta["architecture"]), embedding_dim=int(meta["embedding_dim"]))
+    return replace(spec, train=train, input_size=int(meta["input_size"]), mode=str(meta["preprocessing"]["mode"]),
+                   init={"name": Path(init).name, "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()})
 
 
 def participant_crops(split: DataSplit, spec: TrainingSpec, index: int, *, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:

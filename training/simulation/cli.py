@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from facepp.cli import Command
-from training.cli import add_dp_arguments, dp_config
+from facepp.errors import ConfigError
+from training.cli import add_dp_arguments, add_init_arguments, dp_config, init_checkpoint
 
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +25,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path,
                         help="keep the federation, logs and models in this new or empty folder (default: a temp dir)")
     parser.add_argument("--key-bits", type=int, default=2048, choices=(2048, 3072))
-    parser.add_argument("--backbone", default="mobilefacenet", help="embedding backbone (see facepp train --help)")
-    parser.add_argument("--input-size", type=int, default=64, help="crop side in pixels")
+    add_init_arguments(parser)
+    parser.add_argument("--backbone", help="embedding backbone with --from-scratch (default mobilefacenet; see facepp train --help)")
+    parser.add_argument("--input-size", type=int, help="crop side in pixels with --from-scratch (default 64)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, help="AdamW peak learning rate (default 1e-3 fine-tuning, 3e-3 from scratch)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fixed-point-twin", action="store_true",
                         help="also run the encrypted protocol's fixed-point aggregation in the clear; it must equal the "
@@ -40,11 +42,17 @@ def run_simulate(args: argparse.Namespace) -> int:
     from facepp.model import TrainConfig
     from training.simulation.simulate import SimulationConfig, SimulationError, simulate
 
+    init = init_checkpoint(args)
+    if init is not None and (args.backbone or args.input_size):
+        raise ConfigError("--backbone and --input-size come from the --init checkpoint: give them only with --from-scratch")
+    lr = args.lr or (3e-3 if init is None else 1e-3)
     config = SimulationConfig(
         data=args.data or data_root("orl"), participants=args.participants, rounds=args.rounds, partition=args.partition,
-        local_epochs=args.local_epochs, seed=args.seed, key_bits=args.key_bits, input_size=args.input_size,
-        train=TrainConfig(backbone=args.backbone, batch_size=args.batch_size, lr=args.lr, num_threads=1, seed=args.seed),
+        local_epochs=args.local_epochs, seed=args.seed, key_bits=args.key_bits, input_size=args.input_size or 64,
+        train=TrainConfig(backbone=args.backbone or "mobilefacenet", batch_size=args.batch_size, lr=lr, num_threads=1,
+                          seed=args.seed),
         workdir=args.workdir, dp=dp_config(args, min_contributors=args.participants), fixed_point_twin=args.fixed_point_twin,
+        init=init,
     )
     report = simulate(config)
     text = json.dumps(report, indent=2)

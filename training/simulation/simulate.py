@@ -45,7 +45,7 @@ from training.ceremony import create_federation
 from training.fedavg import average_from_sum, fedavg
 from training.participant.local import (
     build_model,
-    flat_weights,
+    initial_weights,
     load_flat_weights,
     local_trainer,
     save_global_model,
@@ -54,6 +54,7 @@ from training.participant.client import LocalTrainer
 from training.participant.privacy import DPConfig, epsilon_after
 from training.participant.spec import (
     TrainingSpec,
+    fine_tuning,
     participant_crops,
     preprocessing_for,
     split_for_federation,
@@ -85,6 +86,7 @@ class SimulationConfig:
     cache_dir: Path | None = None
     dp: DPConfig | None = None
     fixed_point_twin: bool = False
+    init: Path | None = None  # fine-tune this checkpoint (None: seeded random weights)
 
 
 def _dp_noise_seed(spec: TrainingSpec, index: int) -> int:
@@ -162,12 +164,14 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
                         local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train,
                         dp=config.dp)
+    if config.init is not None:
+        spec = fine_tuning(spec, config.init)
     split = split_for_federation(config.data, spec)
     # Fill the crop cache once, before processes race for it. The largest local dataset
     # becomes the public sample_scale, so every FedAvg weight n_k / sample_scale is in (0, 1].
     sizes = [len(participant_crops(split, spec, i, cache_dir=cache_dir)[1]) for i in range(len(names))]
     spec = replace(spec, sample_scale=float(max(sizes)))
-    initial = flat_weights(build_model(spec.train, spec.input_size))
+    initial = initial_weights(spec.train, spec.input_size, config.init)
     fed = create_federation(workdir / "federation", participants=names, initial_weights=initial,
                             total_rounds=config.rounds, quorum=len(names), round_timeout_s=24 * 3600,
                             key_bits=config.key_bits, spec_json=spec.to_json())

@@ -1,0 +1,86 @@
+"""Federated fine-tuning: a federation starts from a checkpoint and keeps its architecture and metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facepp.crypto.paillier.encrypted_vector import EncryptedVector
+from facepp.crypto.paillier.secret_cipher import VectorCipher
+from facepp.crypto.paillier.secret_key import SecretKey
+from facepp.model import build_backbone, save_checkpoint
+from facepp.model.checkpoint import load_checkpoint
+from facepp.model.train import TrainConfig
+from facepp.models import shipped_model
+from facepp.vision.align import preset_for
+from training.cli import main as federation_main
+from training.fedavg import average_from_sum
+from training.participant.local import build_model, flat_weights, initial_weights
+from training.participant.spec import TrainingSpec
+from training.simulation.simulate import SimulationConfig, simulate
+
+
+def _checkpoint(path: Path) -> Path:
+    """A small landmark-crop checkpoint standing in for a pretrained model."""
+    torch.manual_seed(5)
+    model = build_backbone("mobilefacenet-tiny", embedding_dim=32, input_size=32)
+    pre = preset_for("orl", input_size=32, mode="landmarks")
+    meta = {"architecture": "mobilefacenet-tiny", "embedding_dim": 32, "input_size": 32, "preprocessing": pre.to_dict(),
+            "threshold": None, "thresholds": {}}
+    return save_checkpoint(path, model_state=model.state_dict(), metadata=meta)
+
+
+def _decrypt(federation: Path, name: str) -> np.ndarray:
+    secret = SecretKey.load(federation / "participants" / name / "secret_key.json")
+    vector = EncryptedVector.from_bytes((federation / "server" / "state" / "models" / "model-00000.bin").read_bytes(),
+                                        secret.public_key)
+    with VectorCipher(secret, vector.plan, workers=1) as cipher:
+        return average_from_sum(cipher.decrypt(vector))
+
+
+def test_initial_weights_come_from_the_checkpoint(tmp_path: Path) -> None:
+    init = _checkpoint(tmp_path / "init.pt")
+    config = TrainConfig(backbone="mobilefacenet-tiny", embedding_dim=32)
+    expected = build_backbone("mobilefacenet-tiny", embedding_dim=32, input_size=32)
+    expected.load_state_dict(load_checkpoint(init)["model"])
+    assert np.array_equal(initial_weights(config, 32, init), flat_weights(expected))
+    assert not np.array_equal(initial_weights(config, 32), flat_weights(expected))
+    from facepp.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="architecture"):
+        initial_weights(TrainConfig(backbone="mobilefacenet", embedding_dim=32), 32, init)
+
+
+@pytest.mark.slow
+def test_encrypted_fine_tuning_keeps_the_architecture_and_crop(data_root: Path, tmp_path: Path) -> None:
+    init = _checkpoint(tmp_path / "init.pt")
+    report = simulate(SimulationConfig(data=data_root / "orl", participants=2, rounds=1, local_epochs=1, init=init,
+                                       train=TrainConfig(batch_size=32, lr=1e-3, num_threads=1),
+                                       workdir=tmp_path / "sim"))
+    assert report["rounds"] == 1 and not report["plaintext_leak_found"]
+    final = load_checkpoint(tmp_path / "sim" / "federation" / "participants" / "org1" / "global_model.pt")["metadata"]
+    assert (final["architecture"], final["embedding_dim"], final["input_size"]) == ("mobilefacenet-tiny", 32, 32)
+    assert final["preprocessing"]["mode"] == "landmarks" and final["inference_preprocessing"]["mode"] == "landmarks"
+    assert final["federation"]["init"] == {"name": "init.pt", "sha256": hashlib.sha256(init.read_bytes()).hexdigest()}
+
+
+@pytest.mark.slow
+def test_the_federation_starts_from_the_shipped_model_by_default(tmp_path: Path) -> None:
+    assert federation_main(["-q", "--dir", str(tmp_path / "fed"), "--participants", "a,b", "--rounds", "1"]) == 0
+    spec = TrainingSpec.from_json((tmp_path / "fed" / "participants" / "a" / "training.json").read_text())
+    shipped = load_checkpoint(shipped_model())
+    meta = shipped["metadata"]
+    assert (spec.train.backbone, spec.train.embedding_dim, spec.input_size) == (
+        meta["architecture"], meta["embedding_dim"], meta["input_size"])
+    assert spec.mode == meta["preprocessing"]["mode"] and spec.init is not None
+    assert spec.init["sha256"] == hashlib.sha256(shipped_model().read_bytes()).hexdigest()
+    model = build_model(spec.train, spec.input_size)
+    model.load_state_dict(shipped["model"])
+    start = _decrypt(tmp_path / "fed", "a")
+    assert np.max(np.abs(start - flat_weights(model))) < 1e-4  # the fixed-point encoding's step, no more
+    assert json.loads((tmp_path / "fed" / "server" / "federation.json").read_text())  # the server got its config
