@@ -117,6 +117,7 @@ def train_on_folder(
         split = split_identities(subset.identities, test_fraction=selection.validation_fraction, seed=selection.validation_seed)
         subset = subset.subset(list(split.train))
         extra["validation_identities"] = list(split.test)
+        extra["validation_fraction"] = selection.validation_fraction
         logger.info("holding out %d validation identities, training on %d", len(split.test), len(split.train))
     preprocessing = preprocessing or preset_for(subset.layout, input_size=input_size)
     paths = [s.path for s in subset.samples]

@@ -1,0 +1,57 @@
+"""The shipped model: present, digest-checked, usable with no flag, and it recognises faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facepp.cli import main
+from facepp.errors import CheckpointError
+from facepp.model.checkpoint import load_checkpoint
+from facepp.model.embedder import Embedder
+from facepp.models import SHIPPED_SHA256, export_for_shipping, shipped_model, verify_file
+
+MAX_BYTES = 8 * 1024 * 1024
+
+
+def test_shipped_model_loads_and_is_small() -> None:
+    path = shipped_model()
+    assert path.stat().st_size <= MAX_BYTES
+    assert (path.parent / "MODEL_CARD.md").is_file()
+    meta = load_checkpoint(path)["metadata"]
+    assert meta["embedding_dim"] == 128 and meta["threshold"] is not None
+    assert meta["inference_preprocessing"]["mode"] == "landmarks"
+    assert "head" not in load_checkpoint(path)  # no resume state is shipped
+
+
+def test_a_tampered_copy_is_refused(tmp_path: Path) -> None:
+    data = bytearray(shipped_model().read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy = tmp_path / "tampered.pt"
+    copy.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="modified"):
+        verify_file(copy, SHIPPED_SHA256)
+    with pytest.raises(CheckpointError, match="missing"):
+        verify_file(tmp_path / "absent.pt", SHIPPED_SHA256)
+
+
+def test_export_drops_the_resume_state(tmp_path: Path) -> None:
+    digest = export_for_shipping(shipped_model(), tmp_path / "again.pt")
+    assert digest == SHIPPED_SHA256  # exporting is deterministic: the digest can be reproduced
+
+
+def test_embed_needs_no_model_flag(data_root: Path, tmp_path: Path) -> None:
+    images = [data_root / "lfw" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg",
+              data_root / "lfw" / "George_W_Bush" / "George_W_Bush_0001.jpg",
+              data_root / "lfw" / "George_W_Bush" / "George_W_Bush_0002.jpg"]
+    out = tmp_path / "e.json"
+    assert main(["-q", "embed", *map(str, images), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    vectors = np.array([e["embedding"] for e in record["embeddings"]])
+    assert vectors.shape == (3, 128)
+    threshold = Embedder.from_checkpoint(shipped_model()).threshold
+    assert threshold is not None
+    assert vectors[1] @ vectors[2] > threshold > vectors[0] @ vectors[1]  # same person above, others below
