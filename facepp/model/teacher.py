@@ -35,7 +35,7 @@ from tqdm import tqdm
 from facepp.data.images import read_image
 from facepp.errors import ConfigError, FaceppError
 from facepp.vision.detect import to_gray
-from facepp.vision.landmarks import models_file
+from facepp.vision.landmarks import dlib_models, models_file
 
 #: The ResNet file inside the ``face_recognition_models`` package.
 NETWORK_FILE = "models/dlib_face_recognition_resnet_model_v1.dat"
@@ -48,6 +48,7 @@ CHIP_PADDING = 0.25
 
 @lru_cache(maxsize=1)
 def _network() -> Any:
+    dlib_models()  # a ConfigError naming the packages when dlib is missing
     import dlib
 
     return dlib.face_recognition_model_v1(str(models_file(NETWORK_FILE)))
@@ -90,11 +91,9 @@ class DlibTeacher:
         """
         import dlib
 
-        from facepp.vision.landmarks import _models
-
         to_gray(image)  # validates dtype and shape
         rgb = np.ascontiguousarray(np.dstack([image] * 3) if image.ndim == 2 else image)
-        detector, predictor = _models()
+        detector, predictor = dlib_models()
         rects = list(detector(rgb, self.upsample))
         h, w = rgb.shape[:2]
         if not rects and self.fallback_center:

@@ -62,7 +62,7 @@ def models_file(name: str) -> Path:
 
 
 @lru_cache(maxsize=1)
-def _models() -> tuple[Any, Any]:
+def dlib_models() -> tuple[Any, Any]:
     """(dlib HOG face detector, dlib 5-point shape predictor), loaded once per process."""
     try:
         import dlib
@@ -93,7 +93,7 @@ class LandmarkDetector:
             ConfigError: dlib or the predictor is not installed.
         """
         gray = to_gray(image)
-        detector, predictor = _models()
+        detector, predictor = dlib_models()
         h, w = gray.shape
         factor = 1.0
         if min(h, w) < self.work_min:
