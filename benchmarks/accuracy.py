@@ -99,6 +99,15 @@ def run_orl(args: argparse.Namespace) -> dict[str, Any]:
             "init": str(init) if init else None, **report.summary()}
 
 
+def zero_shot_row(args: argparse.Namespace) -> dict[str, Any]:
+    """The model ORL fine-tunes from, as it is, on the same s31-s40 pairs (no ORL training)."""
+    init = model_or_shipped(args.orl_init)
+    report = evaluate_folder(init, args.data / "orl", identities=ORL_TEST, mode=args.orl_mode, seed=args.seed,
+                             num_threads=args.threads, cache_dir=args.out / "cache")
+    return {"name": "orl_zero_shot", "checkpoint": str(init), "train_minutes": 0.0, "orl_mode": args.orl_mode,
+            **report.summary()}
+
+
 def teacher_row(name: str, args: argparse.Namespace, data: Path, **pairs: Any) -> dict[str, Any]:
     """The dlib teacher (the ``face_recognition`` library's model and pipeline) on the same pairs."""
     report = evaluate_teacher(data, seed=args.seed, cache_dir=args.out / "cache", **pairs)
@@ -166,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     if not args.skip_orl:
         rows.append(run_orl(args))
+        if not args.orl_from_scratch:
+            rows.append(zero_shot_row(args))
         rows.append(teacher_row("orl_teacher", args, args.data / "orl", identities=ORL_TEST))
     if not args.skip_lfw:
         lfw = run_lfw(args)
