@@ -131,6 +131,8 @@ def train_on_folder(
         ok &= teacher_ok
         targets = targets[ok]
         extra["distillation"]["weight"] = config.distill_weight
+    if not ok.any():
+        raise DatasetError(f"no usable image in {root}: no face found" + (" by the teacher" if teacher is not None else ""))
     crops, labels = crops[ok], labels[ok]
     metadata = {
         "dataset": {

@@ -114,3 +114,18 @@ def test_cli_refuses_a_teacher_with_another_dimension(
     assert code == 1
     assert "--embedding-dim 128" in capsys.readouterr().err + caplog.text
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_distilling_on_faceless_images_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    for person in ("ann", "bob"):
+        (tmp_path / "data" / person).mkdir(parents=True)
+        for k in range(2):
+            cv2.imwrite(str(tmp_path / "data" / person / f"{k}.png"), np.full((96, 96, 3), 60 + 40 * k, np.uint8))
+    code = main(["-q", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m.pt"), "--teacher", "dlib",
+                 "--cache-dir", str(tmp_path / "cache")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "no face found by the teacher" in err and "Traceback" not in err
+    assert not (tmp_path / "m.pt").exists()
