@@ -141,11 +141,11 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from facepp.evaluation.verify import evaluate_folder, store_calibration, write_report
     from facepp.model.checkpoint import load_checkpoint
-    from facepp.models import model_or_shipped
+    from facepp.models import is_shipped, model_or_shipped
 
-    if args.model is None and args.calibrate_far is not None:
-        raise ConfigError("--calibrate-far writes into the model: copy the shipped model and give --model COPY")
     args.model = model_or_shipped(args.model)
+    if args.calibrate_far is not None and is_shipped(args.model):
+        raise ConfigError("--calibrate-far writes into the model: copy the shipped model and give --model COPY")
 
     identities = args.identities
     if args.validation:

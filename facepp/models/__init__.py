@@ -37,13 +37,22 @@ def verify_file(path: str | Path, sha256: str) -> Path:
     return path
 
 
+#: Where the shipped model lies (use :func:`shipped_model`, which checks it).
+SHIPPED_PATH = Path(__file__).with_name(SHIPPED_FILE)
+
+
 def shipped_model() -> Path:
     """The path of the shipped model, after checking its SHA-256.
 
     Raises:
         CheckpointError: missing or modified file.
     """
-    return verify_file(Path(__file__).with_name(SHIPPED_FILE), SHIPPED_SHA256)
+    return verify_file(SHIPPED_PATH, SHIPPED_SHA256)
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether ``path`` is the shipped model file itself (which must never be rewritten)."""
+    return Path(path).resolve() == SHIPPED_PATH.resolve()
 
 
 def model_or_shipped(path: str | Path | None) -> Path:

@@ -55,3 +55,11 @@ def test_embed_needs_no_model_flag(data_root: Path, tmp_path: Path) -> None:
     threshold = Embedder.from_checkpoint(shipped_model()).threshold
     assert threshold is not None
     assert vectors[1] @ vectors[2] > threshold > vectors[0] @ vectors[1]  # same person above, others below
+
+
+def test_calibration_never_rewrites_the_shipped_model(data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["-q", "evaluate", "--data", str(data_root / "orl"), "--identities", "s31", "s32", "--calibrate-far", "0.01"]
+    for model in ([], ["--model", str(shipped_model())]):
+        assert main([*base, *model]) == 1
+        assert "copy the shipped model" in capsys.readouterr().err
+    assert shipped_model()  # its digest still matches
