@@ -122,8 +122,7 @@ def retrain(recipe: dict[str, Any], lfw: Path, pairs: Path, checkpoint: Path, ar
 
     values = dict(recipe["train_config"])
     augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.pop("augment").items()})
-    minutes = args.lfw_minutes or values.pop("max_minutes")
-    values.pop("max_minutes", None)
+    minutes = args.lfw_minutes or values["max_minutes"]
     config = TrainConfig(**{**values, "augment": augment, "max_minutes": minutes, "num_threads": args.threads})
     teacher = DlibTeacher(pick="central") if "distillation" in recipe else None
     selection = IdentitySelection(exclude_pairs=(pairs,), validation_fraction=recipe.get("validation_fraction", 0.0),

@@ -23,6 +23,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,87 +77,65 @@ def _embedder(args: argparse.Namespace, mode: str | None) -> Embedder:
     return embedder
 
 
-def time_pipeline(embedder: Embedder, paths: list[Path], *, threads: int) -> dict[str, Any]:
-    """Decode, detect + align and embed each image alone; per-stage means in ms."""
+def time_stages(paths: list[Path], align: Callable[[np.ndarray], Any], embed: Callable[[Any], object]) -> dict[str, Any]:
+    """Decode, ``align`` (None: no face) and ``embed`` each image alone, after a warm-up;
+    per-stage means and the total's spread in ms."""
     for p in paths[:5]:  # warm-up (model load, allocator)
-        try:
-            embedder.embed_crops(embedder.align(read_image(p)).views[None])
-        except NoFaceError:
-            pass
-    decode, detect, embed, total = [], [], [], []
+        aligned = align(read_image(p))
+        if aligned is not None:
+            embed(aligned)
+    decode, detect, network, total = [], [], [], []
     no_face = 0
     cpu_start = time.process_time()
     for p in paths:
         t0 = time.perf_counter()
         image = read_image(p)
         t1 = time.perf_counter()
-        try:
-            aligned = embedder.align(image)
-        except NoFaceError:
+        aligned = align(image)
+        t2 = time.perf_counter()
+        if aligned is None:
             no_face += 1
             continue
-        t2 = time.perf_counter()
-        embedder.embed_crops(aligned.views[None])
+        embed(aligned)
         t3 = time.perf_counter()
         decode.append(t1 - t0)
         detect.append(t2 - t1)
-        embed.append(t3 - t2)
+        network.append(t3 - t2)
         total.append(t3 - t0)
-    cpu_ms = 1000 * (time.process_time() - cpu_start) / len(paths)
-    ms = lambda xs: 1000 * float(np.mean(xs))  # noqa: E731
     totals = np.array(total) * 1000
-    config = embedder.preprocessor.config
     return {
-        "mode": config.mode,
         "images": len(paths),
         "no_face": no_face,
-        "threads": threads,
-        "flip_tta": embedder.flip_tta,
-        "tta_scales": list(config.tta_scales),
-        "input_size": config.input_size,
         "ms_per_image": float(totals.mean()),
         "ms_per_image_median": float(np.median(totals)),
         "ms_per_image_p95": float(np.percentile(totals, 95)),
         "images_per_second": float(1000 / totals.mean()),
-        "cpu_ms_per_image": cpu_ms,
-        "ms_decode": ms(decode),
-        "ms_detect_align": ms(detect),
-        "ms_embed": ms(embed),
+        "cpu_ms_per_image": 1000 * (time.process_time() - cpu_start) / len(paths),
+        "ms_decode": 1000 * float(np.mean(decode)),
+        "ms_detect_align": 1000 * float(np.mean(detect)),
+        "ms_embed": 1000 * float(np.mean(network)),
     }
+
+
+def time_pipeline(embedder: Embedder, paths: list[Path], *, threads: int) -> dict[str, Any]:
+    """facepp's pipeline: detect + align as the checkpoint says, then every test-time view."""
+
+    def align(image: np.ndarray) -> np.ndarray | None:
+        try:
+            return embedder.align(image).views
+        except NoFaceError:
+            return None
+
+    config = embedder.preprocessor.config
+    return {"mode": config.mode, "threads": threads, "flip_tta": embedder.flip_tta, "tta_scales": list(config.tta_scales),
+            "input_size": config.input_size, **time_stages(paths, align, lambda views: embedder.embed_crops(views[None]))}
 
 
 def time_teacher(paths: list[Path]) -> dict[str, Any]:
-    """The teacher's pipeline on the same images, one at a time, one view (as ``face_recognition``)."""
+    """The teacher's pipeline on the same images, one view (as ``face_recognition``)."""
     teacher = DlibTeacher()
-    for p in paths[:3]:
-        chip = teacher.chip(read_image(p))
-        if chip is not None:
-            teacher.embed_chips([chip])
-    decode, detect, embed, total = [], [], [], []
-    no_face = 0
-    for p in paths:
-        t0 = time.perf_counter()
-        image = read_image(p)
-        t1 = time.perf_counter()
-        chip = teacher.chip(image)
-        t2 = time.perf_counter()
-        if chip is None:
-            no_face += 1
-            continue
-        teacher.embed_chips([chip])
-        t3 = time.perf_counter()
-        decode.append(t1 - t0)
-        detect.append(t2 - t1)
-        embed.append(t3 - t2)
-        total.append(t3 - t0)
-    totals = np.array(total) * 1000
-    return {
-        "mode": "teacher", "images": len(paths), "no_face": no_face, "threads": 1, "flip_tta": False, "tta_scales": [1.0],
-        "input_size": 150, "ms_per_image": float(totals.mean()), "ms_per_image_median": float(np.median(totals)),
-        "ms_per_image_p95": float(np.percentile(totals, 95)), "images_per_second": float(1000 / totals.mean()),
-        "ms_decode": 1000 * float(np.mean(decode)), "ms_detect_align": 1000 * float(np.mean(detect)),
-        "ms_embed": 1000 * float(np.mean(embed)),
-    }
+    return {"mode": "teacher", "threads": 1, "flip_tta": False, "tta_scales": [1.0], "input_size": 150,
+            **time_stages(paths, teacher.chip, lambda chip: teacher.embed_chips([chip]))}
 
 
 def main(argv: list[str] | None = None) -> int:
