@@ -52,6 +52,20 @@ class MarginHead(nn.Module, abc.ABC):
         cosine = self.cosine(embeddings)
         return self.margin_logits(cosine, labels), cosine
 
+    @torch.no_grad()
+    def imprint(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+        """Set each class centre to the mean unit embedding of its samples (weight imprinting,
+        Qi et al., CVPR 2018): a fine-tune then starts from a head that already agrees with its
+        backbone, instead of pushing a random head's gradients into good features.
+
+        Args:
+            embeddings: (N, embedding_dim) embeddings of the training samples.
+            labels: (N,) class labels; a class without samples keeps its centre.
+        """
+        sums = torch.zeros_like(self.weight).index_add_(0, labels, F.normalize(embeddings, dim=1).to(self.weight.dtype))
+        seen = torch.bincount(labels, minlength=self.weight.shape[0]) > 0
+        self.weight[seen] = F.normalize(sums[seen], dim=1)
+
 
 class CosFace(MarginHead):
     """CosFace / AM-Softmax (Wang et al., 2018): logit ``s * (cos(theta_y) - m)``."""

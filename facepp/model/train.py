@@ -183,6 +183,18 @@ def train_one_epoch(
     return total_loss / seen, total_correct / seen, lr, progress, stopped, total_cosine / seen if distilling else math.nan
 
 
+def imprint_head(head: MarginHead, model: nn.Module, crops: np.ndarray, labels: np.ndarray, *, batch_size: int = 256) -> None:
+    """Start ``head`` from the class means of ``model``'s embeddings of ``crops`` (see
+    :meth:`MarginHead.imprint`); the model runs in eval mode, without augmentation."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        raw = torch.cat([cast(EmbeddingBackbone, model).forward_raw(to_tensor(crops[i : i + batch_size]))
+                         for i in range(0, len(crops), batch_size)])
+    head.imprint(raw, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+    model.train(was_training)
+
+
 def fit(
     crops: np.ndarray,
     labels: np.ndarray,
@@ -209,8 +221,9 @@ def fit(
         callbacks: Called after each epoch with the stats and the backbone.
         metadata: Extra metadata merged into the checkpoint (dataset name, ...).
         progress: Show tqdm bars.
-        init_checkpoint: Start from this checkpoint's backbone weights (fine-tuning; a new head
-            is trained for the new identities). Ignored when resuming.
+        init_checkpoint: Start from this checkpoint's backbone weights (fine-tuning; the new
+            identities' head starts from their mean embeddings, see :func:`imprint_head`).
+            Ignored when resuming.
         targets: (N, 2, embedding_dim) teacher embeddings of each crop and its mirror image,
             for distillation (``config.distill_weight > 0``).
 
@@ -239,6 +252,7 @@ def fit(
     start_epoch, elapsed_before, cpu_before, history = 0, 0.0, 0.0, []
     if init_checkpoint is not None and not (resume and checkpoint_path.is_file()):
         init_model(model, init_checkpoint, config=config, input_size=size)
+        imprint_head(head, model, crops, labels)
         if ema is not None:
             ema.module.load_state_dict(model.state_dict())
     if resume and checkpoint_path.is_file():

@@ -75,3 +75,13 @@ def test_margin_lowers_only_the_true_class_logit(name: str) -> None:
         theta = torch.acos(cosine[true].clamp(-1, 1))
         expected = torch.where(theta + 0.3 < math.pi, torch.cos(theta + 0.3), cosine[true] - math.sin(math.pi - 0.3) * 0.3)
         assert torch.allclose(logits[true], expected * 10.0, atol=1e-4)
+
+
+def test_imprint_sets_each_centre_to_its_class_mean_direction() -> None:
+    head = build_head("cosface", embedding_dim=4, num_classes=3)
+    untouched = head.weight[2].clone()
+    emb = torch.tensor([[2.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 5.0, 0], [0, 0, 0, 1.0]])
+    head.imprint(emb, torch.tensor([0, 0, 1, 1]))
+    assert torch.allclose(head.weight[0], torch.tensor([1.0, 1.0, 0, 0]) / math.sqrt(2))  # mean of unit vectors
+    assert torch.allclose(head.weight[1], torch.tensor([0, 0, 1.0, 1.0]) / math.sqrt(2))
+    assert torch.equal(head.weight[2], untouched)  # no samples: left as it was

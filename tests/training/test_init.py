@@ -17,7 +17,7 @@ from facepp.model import build_backbone, save_checkpoint
 from facepp.model.checkpoint import load_checkpoint
 from facepp.model.train import TrainConfig
 from facepp.models import shipped_model
-from facepp.vision.align import preset_for
+from facepp.vision.align import preset_for, to_tensor
 from training.cli import main as federation_main
 from training.fedavg import average_from_sum
 from training.participant.local import build_model, flat_weights, initial_weights
@@ -84,3 +84,32 @@ def test_the_federation_starts_from_the_shipped_model_by_default(tmp_path: Path)
     start = _decrypt(tmp_path / "fed", "a")
     assert np.max(np.abs(start - flat_weights(model))) < 1e-4  # the fixed-point encoding's step, no more
     assert json.loads((tmp_path / "fed" / "server" / "federation.json").read_text())  # the server got its config
+
+
+def test_a_fine_tune_starts_its_private_head_from_the_class_means(tmp_path: Path) -> None:
+    """Weight imprinting: before its first step, a fine-tune's head classifies the local faces
+    as the starting model sees them; a from-scratch trainer keeps its random head."""
+    from facepp.model import build_head
+    from facepp.model.train import imprint_head
+    from training.participant.local import FaceTrainer, build_model, load_flat_weights
+
+    init = _checkpoint(tmp_path / "init.pt")
+    config = TrainConfig(backbone="mobilefacenet-tiny", embedding_dim=32, batch_size=8, lr=1e-9, num_threads=1)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 6)
+    crops = np.clip(rng.integers(0, 256, size=(4, 32, 32, 3))[labels] + rng.normal(0, 8, size=(24, 32, 32, 3)),
+                    0, 255).astype(np.uint8)
+    weights = initial_weights(config, 32, init)
+    model = build_model(config, 32)
+    load_flat_weights(model, weights)
+    expected = build_head("cosface", embedding_dim=32, num_classes=4)
+    imprint_head(expected, model, crops, labels)
+    model.eval()
+    with torch.no_grad():
+        cosine = expected.cosine(model.forward_raw(to_tensor(crops)))
+    assert (cosine.argmax(1).numpy() == labels).all()
+
+    for imprint in (True, False):
+        trainer = FaceTrainer(crops, labels, config=config, input_size=32, total_rounds=1, imprint=imprint)
+        trainer.train(weights, 1)  # lr ~ 0: the head stays where it started
+        assert torch.allclose(trainer.head.weight, expected.weight, atol=1e-4) is imprint

@@ -22,7 +22,7 @@ from torch import nn
 from facepp.io import atomic_write_bytes
 from facepp.model import TrainConfig, build_backbone, build_head, save_checkpoint, train_one_epoch
 from facepp.model.backbone import for_training
-from facepp.model.train import init_model, model_metadata
+from facepp.model.train import imprint_head, init_model, model_metadata
 from facepp.vision.align import PreprocessConfig
 from training.participant.client import LocalTrainer, LocalUpdate
 from training.participant.privacy import PrivateTrainer
@@ -91,6 +91,9 @@ def _round_seed(seed: int, round_: int) -> int:
 class FaceTrainer:
     """Trains the shared backbone for ``local_epochs`` per round on local crops.
 
+    With ``imprint`` (a fine-tune), a new private head starts from the class means of the
+    first round's global model (see :func:`facepp.model.train.imprint_head`).
+
     Deterministic given (weights, round, seed): the plaintext FedAvg twin of a
     simulation reproduces exactly the same local updates.
     """
@@ -107,6 +110,7 @@ class FaceTrainer:
         seed: int = 0,
         state_path: Path | None = None,
         progress: bool = False,
+        imprint: bool = False,
     ) -> None:
         self.crops, self.labels = crops, np.asarray(labels, dtype=np.int64)
         self.config = config
@@ -120,7 +124,9 @@ class FaceTrainer:
                                scale=config.scale, margin=config.margin)
         self.optimizer = torch.optim.AdamW(list(self.model.parameters()) + list(self.head.parameters()),
                                            lr=config.lr, weight_decay=config.weight_decay)
+        self.imprint_pending = imprint
         if state_path is not None and state_path.is_file():
+            self.imprint_pending = False
             state = torch.load(state_path, map_location="cpu", weights_only=True)
             self.head.load_state_dict(state["head"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -128,6 +134,9 @@ class FaceTrainer:
 
     def train(self, weights: np.ndarray, round_: int) -> LocalUpdate:
         load_flat_weights(self.model, weights)
+        if self.imprint_pending:
+            imprint_head(self.head, self.model, self.crops, self.labels)
+            self.imprint_pending = False
         generator = torch.Generator().manual_seed(_round_seed(self.seed, round_))
         steps = max(1, len(self.labels) // self.config.batch_size)
         start = time.perf_counter()
@@ -167,7 +176,8 @@ def local_trainer(
         dp_noise_seed: Reproducible DP noise, for simulations only (see :class:`PrivateTrainer`).
     """
     trainer = FaceTrainer(crops, labels, config=spec.train, input_size=spec.input_size, total_rounds=spec.total_rounds,
-                          local_epochs=spec.local_epochs, seed=spec.seed + index, state_path=state_path)
+                          local_epochs=spec.local_epochs, seed=spec.seed + index, state_path=state_path,
+                          imprint=spec.init is not None)
     if spec.dp is None:
         return trainer
     return PrivateTrainer(trainer, spec.dp, sample_scale=spec.sample_scale, noise_seed=dp_noise_seed)
