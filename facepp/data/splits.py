@@ -69,6 +69,7 @@ def partition_identities(
     rng: np.random.Generator,
     alpha: float = 0.5,
     image_counts: Mapping[str, int] | None = None,
+    min_identities: int = 1,
 ) -> list[tuple[str, ...]]:
     """Give every identity to exactly one of ``n_parts`` participants.
 
@@ -81,7 +82,7 @@ def partition_identities(
       of about equal identity count, so participants differ in images-per-identity (needs
       ``image_counts``; ties broken randomly).
 
-    Every participant gets at least one identity.
+    Every participant gets at least ``min_identities`` identities.
 
     Args:
         identities: Identity names (unique).
@@ -90,6 +91,7 @@ def partition_identities(
         rng: Source of randomness.
         alpha: Dirichlet concentration (``dirichlet`` only), > 0.
         image_counts: Images per identity (``size`` only).
+        min_identities: Fewest identities per participant (a margin head needs 2).
 
     Returns:
         ``n_parts`` tuples of names in natural order, pairwise disjoint, covering all names.
@@ -104,6 +106,8 @@ def partition_identities(
         raise ConfigError("identity names must be unique")
     if not 1 <= n_parts <= len(names):
         raise ConfigError(f"n_parts must be in [1, {len(names)}], got {n_parts}")
+    if n_parts * min_identities > len(names):
+        raise ConfigError(f"{len(names)} identities cannot give each of {n_parts} participants {min_identities}")
     if scheme == "iid":
         order = rng.permutation(len(names))
         owner = np.empty(len(names), dtype=np.int64)
@@ -111,7 +115,7 @@ def partition_identities(
     elif scheme == "dirichlet":
         if alpha <= 0:
             raise ConfigError(f"alpha must be > 0, got {alpha}")
-        owner = _dirichlet_owners(len(names), n_parts, rng=rng, alpha=alpha)
+        owner = _dirichlet_owners(len(names), n_parts, rng=rng, alpha=alpha, minimum=min_identities)
     else:
         if image_counts is None:
             raise ConfigError("the 'size' scheme needs image_counts")
@@ -125,9 +129,9 @@ def partition_identities(
     return [tuple(names[i] for i in np.flatnonzero(owner == p)) for p in range(n_parts)]
 
 
-def _dirichlet_owners(n: int, n_parts: int, *, rng: np.random.Generator, alpha: float) -> np.ndarray:
+def _dirichlet_owners(n: int, n_parts: int, *, rng: np.random.Generator, alpha: float, minimum: int) -> np.ndarray:
     shares = rng.dirichlet(np.full(n_parts, alpha))
-    # One identity each first, the rest by multinomial draw on the shares.
-    sizes = np.ones(n_parts, dtype=np.int64) + rng.multinomial(n - n_parts, shares)
+    # ``minimum`` identities each first, the rest by multinomial draw on the shares.
+    sizes = np.full(n_parts, minimum, dtype=np.int64) + rng.multinomial(n - n_parts * minimum, shares)
     owner = np.repeat(np.arange(n_parts), sizes)
     return owner[rng.permutation(n)]

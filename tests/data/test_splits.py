@@ -51,3 +51,14 @@ def test_partition_errors_list_choices() -> None:
         partition_identities(NAMES, 51, rng=np.random.default_rng(0))
     with pytest.raises(ConfigError, match="image_counts"):
         partition_identities(NAMES, 2, scheme="size", rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("scheme", PARTITION_SCHEMES)
+def test_every_participant_gets_the_minimum_number_of_identities(scheme: str) -> None:
+    counts = {n: 1 + k % 7 for k, n in enumerate(NAMES)}
+    for seed in range(20):  # Dirichlet(0.1) alone leaves some participants with 1 identity
+        parts = partition_identities(NAMES, 10, scheme=scheme, rng=np.random.default_rng(seed), alpha=0.1,
+                                     image_counts=counts, min_identities=3)
+        assert min(len(p) for p in parts) >= 3
+    with pytest.raises(ConfigError, match="cannot give each of 26 participants 2"):
+        partition_identities(NAMES, 26, rng=np.random.default_rng(0), min_identities=2)

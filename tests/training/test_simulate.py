@@ -53,3 +53,21 @@ def test_simulate_raises_project_errors(tmp_path: Path) -> None:
     with pytest.raises(SimulationError, match="exited during start-up; see .*server.log") as raised:
         _wait_for(f"http://127.0.0.1:{free_port()}", dead, tmp_path)
     assert isinstance(raised.value, FaceppError)
+
+
+def test_a_failed_participant_ends_the_wait(tmp_path: Path) -> None:
+    """The others would wait for its upload forever: following the rounds stops as soon as one
+    participant has failed, whether or not the server answers."""
+    import time
+
+    from training.simulation.simulate import _follow
+
+    failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    failed.wait()
+    try:
+        start = time.monotonic()
+        _follow(f"http://127.0.0.1:{free_port()}", 1, [failed, waiting])
+        assert time.monotonic() - start < 20
+    finally:
+        waiting.kill()

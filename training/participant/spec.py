@@ -105,7 +105,7 @@ def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
         train_ids, eval_ids = list(dataset.identities[:cut]), dataset.identities[cut:]
         pairs_file = None
     partitions = partition_identities(train_ids, len(spec.participants), scheme=PARTITIONS[spec.partition],
-                                      rng=np.random.default_rng(spec.seed))
+                                      rng=np.random.default_rng(spec.seed), min_identities=2)  # a margin head needs 2
     return DataSplit(dataset, partitions, pairs_file, eval_ids)
 
 

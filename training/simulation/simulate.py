@@ -148,6 +148,16 @@ def run_plaintext_twin(spec: TrainingSpec, data: Path, initial: np.ndarray, cach
             pool.shutdown()
 
 
+def federation_spec(config: SimulationConfig) -> TrainingSpec:
+    """What the participants ``org1`` ... ``orgK`` of this simulation agree on (before
+    :func:`simulate` sets the public ``sample_scale`` from their data sizes)."""
+    names = tuple(f"org{i + 1}" for i in range(config.participants))
+    spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
+                        local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train,
+                        dp=config.dp)
+    return spec if config.init is None else fine_tuning(spec, config.init)
+
+
 def simulate(config: SimulationConfig) -> dict[str, Any]:
     """Run the encrypted federation and its plaintext twin; return the report (see module docstring).
 
@@ -160,12 +170,8 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise ConfigError(f"workdir {workdir} is not an empty folder: give a new or empty one")
     cache_dir = config.cache_dir or workdir / "cache"
-    names = tuple(f"org{i + 1}" for i in range(config.participants))
-    spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
-                        local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train,
-                        dp=config.dp)
-    if config.init is not None:
-        spec = fine_tuning(spec, config.init)
+    spec = federation_spec(config)
+    names = spec.participants
     split = split_for_federation(config.data, spec)
     # Fill the crop cache once, before processes race for it. The largest local dataset
     # becomes the public sample_scale, so every FedAvg weight n_k / sample_scale is in (0, 1].
@@ -196,13 +202,13 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
                         *(["--dp-noise-seed", str(_dp_noise_seed(spec, names.index(name)))] if spec.dp else [])),
                 stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT, env=env))
         status = _follow(url, config.rounds, participants)
+        failed = [names[i] for i, p in enumerate(participants) if p.returncode not in (None, 0)]
     finally:
         for p in participants:
             if p.poll() is None:
                 p.kill()
         server.terminate()
         server.wait(timeout=30)
-    failed = [names[i] for i, p in enumerate(participants) if p.returncode != 0]
     if failed:
         raise SimulationError(f"participants {failed} failed; see their logs in {logs}")
 
@@ -251,6 +257,8 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
         "leaks": leaks,
         "contributions_audited": len(contributions),
         "workdir": str(workdir),
+        "encrypted_model": str(encrypted_model),
+        "plaintext_model": str(plaintext_model),
         "dp": None if config.dp is None else {
             "clip": config.dp.clip, "noise_multiplier": config.dp.noise_multiplier, "delta": config.dp.delta,
             "epsilon": epsilon_after(config.rounds, config.dp)},
@@ -300,18 +308,37 @@ def _wait_for(url: str, server: subprocess.Popen[bytes], logs: Path) -> None:
 
 
 def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
-    """Show a progress bar over rounds until every participant has exited; return the final status."""
+    """Show a progress bar over rounds until every participant has exited, or one has failed;
+    return the final status.
+
+    Raises:
+        SimulationError: the server stopped answering (30 polls in a row failed).
+    """
     bar = tqdm(total=rounds, desc="encrypted federation", unit="round", mininterval=5)
     status: dict[str, Any] = {}
     shown: tuple[int, int] | None = None
+    misses = 0
     while True:
-        status = requests.get(url + "/status.json", timeout=10).json()
+        finished = all(p.poll() is not None for p in participants)
+        failed = any(p.returncode for p in participants)  # the others would wait for its upload forever
+        try:
+            status = requests.get(url + "/status.json", timeout=10).json()
+            misses = 0
+        except requests.RequestException as exc:  # a busy server (storing an upload) is not a failure
+            misses += 1
+            if failed:
+                break
+            if misses >= 30:
+                raise SimulationError(f"the parameter server stopped answering ({type(exc).__name__})") from None
+            log.warning("status poll failed (%s); retrying", type(exc).__name__)
+            time.sleep(2)
+            continue
         done = sum(1 for r in status["rounds"] if r["closed_at"] is not None)
         if (done, status["uploads"]) != shown:
             shown = (done, status["uploads"])
             bar.update(done - bar.n)
             bar.set_postfix(uploads=f"{status['uploads']}/{status['participants']}")
-        if all(p.poll() is not None for p in participants):
+        if finished or failed:
             break
         time.sleep(0.5)
     bar.close()
