@@ -35,7 +35,8 @@ class ServerProcess:
         cmd = [sys.executable, "-c", "from training.server.cli import main; main()",
                "--federation", str(self.federation.server_config), "--state", str(self.federation.server_state),
                "--port", str(self.port)] + (["--record-requests", str(self.record)] if self.record else [])
-        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -48,8 +49,9 @@ class ServerProcess:
         raise RuntimeError("server did not start in 30 s")
 
     def kill(self) -> None:
+        """SIGKILL the server's processes (gunicorn's master and worker), as a crash of its machine would."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
