@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import requests
@@ -76,7 +76,8 @@ class Participant:
         self.workers = workers
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
-        self.session.verify, self.session.cert = ca_file or True, client_cert
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's CA.
+        self.tls: dict[str, Any] = {"verify": ca_file or True, "cert": client_cert}
         retry = Retry(total=retries, other=0, backoff_factor=0.3, status_forcelist=(502, 503, 504),
                       allowed_methods=None, raise_on_status=False)
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
@@ -150,7 +151,7 @@ class Participant:
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
         try:
-            response = self.session.request(method, self.base + path, timeout=(5, 300), **kwargs)
+            response = self.session.request(method, self.base + path, timeout=(5, 300), **self.tls, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise TLSError(f"TLS with the server at {self.server_url} failed: {tls_reason(exc)}") from None
         if response.ok:

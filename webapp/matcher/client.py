@@ -74,7 +74,8 @@ class MatcherClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._api_key = api_key
-        self._verify, self._cert = verify, cert
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's CA.
+        self._tls: dict[str, Any] = {"verify": verify, "cert": cert}
         self._local = threading.local()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -83,7 +84,6 @@ class MatcherClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.verify, session.cert = self._verify, self._cert
             if self._api_key:
                 session.headers["Authorization"] = f"Bearer {self._api_key}"
             self._local.session = session
@@ -96,7 +96,7 @@ class MatcherClient:
         started = time.perf_counter()
         try:
             response = self._session().request(method, self.base_url + API_PREFIX + path, data=data, params=params,
-                                               headers=headers, timeout=self.timeout)
+                                               headers=headers, timeout=self.timeout, **self._tls)
         except requests.exceptions.SSLError as exc:
             raise MatcherError(f"TLS with the matcher at {self.base_url} failed ({tls_reason(exc)})",
                                matcher_code="tls_error") from None
