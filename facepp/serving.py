@@ -78,23 +78,21 @@ class ServerTLS:
     def scheme(self) -> str:
         return "https" if self.enabled else "http"
 
-    def check_address(self, host: str) -> None:
-        """Refuse plain HTTP on a non-loopback address unless ``insecure_http``.
+    def check(self, host: str) -> ssl.SSLContext | None:
+        """Check that serving on ``host`` is allowed and every TLS file is usable; return the server's context.
+
+        Call it before building the app, so a mistake fails at once in one line.
 
         Raises:
-            UsageError: no certificate, a non-loopback ``host`` and no ``insecure_http``.
-        """
-        if not self.enabled and not self.insecure_http and not is_loopback(host):
-            raise UsageError(f"refusing plain HTTP on {host}: give --tls-cert and --tls-key, listen on 127.0.0.1, "
-                             "or pass --insecure-http")
-
-    def server_context(self) -> ssl.SSLContext:
-        """The server-side context (built as gunicorn builds it); reading every file here fails early and clearly.
-
-        Raises:
+            UsageError: plain HTTP on a non-loopback ``host`` without ``insecure_http``.
             ConfigError: a missing or unusable certificate, key or CA file, or a key that does not fit the certificate.
         """
-        assert self.cert and self.key  # checked by the caller (enabled)
+        if not self.enabled:
+            if not self.insecure_http and not is_loopback(host):
+                raise UsageError(f"refusing plain HTTP on {host}: give --tls-cert and --tls-key, listen on 127.0.0.1, "
+                                 "or pass --insecure-http")
+            return None
+        assert self.cert and self.key  # __post_init__: both or neither
         try:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=self.client_ca)
             context.load_cert_chain(certfile=self.cert, keyfile=self.key)
@@ -144,8 +142,7 @@ def serve(app: Any, *, name: str, host: str, port: int, threads: int, tls: Serve
         UsageError: plain HTTP on a non-loopback address without ``tls.insecure_http``.
         ConfigError: unusable TLS files.
     """
-    tls.check_address(host)
-    context = tls.server_context() if tls.enabled else None
+    context = tls.check(host)
     if not tls.enabled and not is_loopback(host):
         logger.warning("%s serves plain HTTP on %s (--insecure-http): tokens, keys and cookies cross the network "
                        "in the clear", name, host)

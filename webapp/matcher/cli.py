@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = _config(args, host=args.host, port=args.port, threads=args.threads, tls_cert=args.tls_cert,
                   tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, insecure_http=args.insecure_http)
     tls = cfg.tls
-    tls.check_address(cfg.host)
+    tls.check(cfg.host)
     if args.debug and tls.enabled:
         raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
     app = create_app(cfg)

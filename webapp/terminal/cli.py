@@ -122,7 +122,7 @@ def _serve(config: TerminalConfig, *, debug: bool) -> int:
     from webapp.terminal.app import create_app  # noqa: PLC0415
 
     tls = config.tls
-    tls.check_address(config.host)
+    tls.check(config.host)
     if debug and tls.enabled:
         raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
     logger.info("settings: %s", config.describe())
