@@ -52,12 +52,13 @@ class ServerProcess:
             cmd += ["--tls-cert", str(cert), "--tls-key", str(key)] + (["--tls-client-ca", str(client_ca)] if client_ca else [])
         self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        if self.probe_tls:
-            ca, client_cert, client_key = map(str, self.probe_tls)
-            wait_until_serving(self.url + "/", self.process, self.log, timeout=30, verify=ca,
-                               cert=(client_cert, client_key))
-        else:
-            wait_until_serving(self.url + "/", self.process, self.log, timeout=30)
+        ca, client_cert, client_key = map(str, self.probe_tls) if self.probe_tls else (None, None, None)
+        try:
+            wait_until_serving(self.url + "/", self.process, self.log, timeout=30, verify=ca or True,
+                               cert=(client_cert, client_key) if client_cert else None)
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def kill(self) -> None:
