@@ -8,7 +8,8 @@
 * exit status 1: a project error (:class:`~facepp.errors.FaceppError`, or an
   operating-system error on a named file), printed as ONE line
   ``PROG: error: MESSAGE`` on stderr, never a traceback;
-* exit status 2: a usage error (argparse prints the usage and the problem);
+* exit status 2: a usage error (argparse prints the usage and the problem; a
+  :class:`~facepp.errors.UsageError` found after parsing prints one line);
 * exit status 130: interrupted (Ctrl-C).
 
 Every script takes the same ``-v/--verbose`` (debug logging) and ``-q/--quiet``
@@ -27,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from facepp.errors import FaceppError
+from facepp.errors import FaceppError, UsageError
 
 #: Exit status of a project error (status 2 is argparse's usage error).
 EXIT_ERROR = 1
@@ -110,6 +111,9 @@ def run_console(
     configure_logging(verbose=getattr(args, "verbose", 0), quiet=getattr(args, "quiet", False))
     try:
         return int(run(args))
+    except UsageError as exc:
+        print(f"{parser.prog}: error: {error_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except (FaceppError, OSError) as exc:
         print(f"{parser.prog}: error: {error_message(exc)}", file=sys.stderr)
         return EXIT_ERROR

@@ -85,3 +85,17 @@ class NotFoundError(FaceppError):
 
     code = "not_found"
     http_status = 404
+
+
+class UsageError(FaceppError):
+    """A command line (or the settings standing in for one) that asks for something refused, such as
+    plain HTTP on a non-loopback address; console scripts exit 2 on it, as on any usage error."""
+
+    code = "usage"
+
+
+class TLSError(FaceppError):
+    """A TLS handshake that failed: an untrusted, expired or missing certificate."""
+
+    code = "tls_error"
+    http_status = 502

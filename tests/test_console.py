@@ -121,3 +121,53 @@ def test_verbosity_flags_before_or_after_the_subcommand(argv: list[str], level: 
     for args in (build_parser().parse_args([*argv, "db", "current"]), build_parser().parse_args(["db", "current", *argv])):
         assert log_level(verbose=args.verbose, quiet=args.quiet, env={}) == level
     assert log_level(verbose=1, env={"FACEPP_LOG_LEVEL": "error"}) == "ERROR"
+
+
+def _serve_commands(tmp: Path) -> dict[str, list[str]]:
+    """Per serving script: a command line that would serve, writing under ``tmp`` (nothing exists yet)."""
+    return {
+        "facepp-server": ["--federation", str(tmp / "fed.json"), "--state", str(tmp / "state")],
+        "facepp-matcher": ["serve", "--db", str(tmp / "state" / "matcher.db")],
+        "facepp-terminal": ["serve", "--instance-dir", str(tmp / "state")],
+    }
+
+
+@pytest.mark.parametrize("script", ["facepp-server", "facepp-matcher", "facepp-terminal"])
+def test_plain_http_beyond_loopback_is_a_usage_error(script: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """No certificate and a non-loopback address: exit 2 in one line, before any state is touched."""
+    assert _main(script)([*_serve_commands(tmp_path)[script], "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"{script}: error: refusing plain HTTP on 0.0.0.0: give --tls-cert and --tls-key, listen on "
+                   "127.0.0.1, or pass --insecure-http")
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("script", ["facepp-server", "facepp-matcher", "facepp-terminal"])
+def test_tls_flags_are_checked_before_serving(script: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facepp.pki import issue_deployment
+
+    issue_deployment(tmp_path / "pki", servers={"server": ["127.0.0.1"]}, clients=[])
+    cert, key = tmp_path / "pki" / "server.pem", tmp_path / "pki" / "server.key"
+    command = _serve_commands(tmp_path)[script]
+    assert _main(script)([*command, "--tls-cert", str(cert)]) == 2
+    assert capsys.readouterr().err.strip() == f"{script}: error: --tls-cert and --tls-key go together"
+    assert _main(script)([*command, "--tls-cert", str(cert), "--tls-key", str(cert)]) == 1  # a certificate, not a key
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{script}: error: cannot use the TLS files {cert}, {cert}: ") and "\n" not in err
+    assert _main(script)([*command, "--tls-cert", str(cert), "--tls-key", str(key), "--tls-client-ca",
+                          str(tmp_path / "missing.pem")]) == 1
+    assert "missing.pem" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
+def test_plain_http_beyond_loopback_needs_insecure_http() -> None:
+    from facepp.errors import UsageError
+    from facepp.serving import ServerTLS, is_loopback
+
+    assert [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "0.0.0.0", "::",
+                                     "10.0.0.5", "example.org")] == [True] * 5 + [False] * 4
+    with pytest.raises(UsageError):
+        ServerTLS().check("0.0.0.0")
+    assert ServerTLS(insecure_http=True).check("0.0.0.0") is None
+    assert ServerTLS().check("127.0.0.1") is None

@@ -45,13 +45,13 @@ def test_the_library_imports_no_application() -> None:
 def test_the_parameter_server_imports_no_secret_key_face_or_key_holder_code() -> None:
     assert len(python_files("training/server")) >= 5
     assert _violations("training/server", lambda mods: secret_key_modules(mods) + face_modules(mods)
-                       + within(mods, UNTRUSTED_TRAINING_FORBIDDEN + ("facepp.data", "webapp"))) == []
+                       + within(mods, UNTRUSTED_TRAINING_FORBIDDEN + ("facepp.data", "facepp.pki", "webapp"))) == []
 
 
 def test_the_matcher_imports_no_secret_key_face_or_terminal_code() -> None:
     assert len(python_files("webapp/matcher")) >= 8
     assert _violations("webapp/matcher", lambda mods: secret_key_modules(mods) + face_modules(mods)
-                       + within(mods, ("webapp.terminal", "training", "facepp.data"))) == []
+                       + within(mods, ("webapp.terminal", "training", "facepp.data", "facepp.pki"))) == []
 
 
 def test_the_terminal_uses_only_the_matchers_client_and_protocol() -> None:

@@ -1,17 +1,23 @@
-"""``facepp-federation``: the key ceremony, and the differential-privacy flags it shares with ``facepp simulate``.
+"""``facepp-federation``: the key ceremony, the private CA (``pki``), and the DP flags shared with ``facepp simulate``.
 
-Trusted: run by one participant; it generates the Paillier key pair. Follows the
-command-line convention of :mod:`facepp.console`.
+Trusted: the ceremony is run by one participant (it generates the Paillier key
+pair); ``pki`` by the federation operator (it holds the CA key). Follows the
+command-line convention of :mod:`facepp.console`::
+
+    facepp-federation --dir DIR --participants a,b [...]          # the key ceremony
+    facepp-federation pki DIR --server NAME=HOST[,HOST...] --client NAME [--days N]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facepp.console import add_verbosity_flags, run_console
+from facepp.pki import DEFAULT_DAYS
 
 if TYPE_CHECKING:
     from training.participant.privacy import DPConfig
@@ -22,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facepp-federation",
         description="Key ceremony: generate the Paillier key pair and participant tokens, encrypt the initial "
-        "model, and write one folder for the server (public key only) and one per participant (secret key, token).",
+        "model, and write one folder for the server (public key only) and one per participant (secret key, token). "
+        "Who keeps what: the server gets only server/ (and its own TLS key); each participant its own folder "
+        "(the shared Paillier secret key and its token) and its TLS client key.",
+        epilog="TLS certificates: facepp-federation pki DIR --server NAME=HOST[,HOST...] --client NAME "
+        "(see facepp-federation pki --help).",
     )
     parser.add_argument("--dir", required=True, type=Path, help="new folder to write the federation into")
     parser.add_argument("--participants", required=True, help="comma-separated participant names, e.g. hospital-a,hospital-b")
@@ -99,9 +109,56 @@ def _ceremony(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_pki_parser() -> argparse.ArgumentParser:
+    """The ``facepp-federation pki`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="facepp-federation pki",
+        description="Private CA for TLS between the roles: create DIR/ca.pem and DIR/ca.key (or reuse them), then "
+        "DIR/NAME.pem and DIR/NAME.key for each server and client. Keys are written with mode 0600; nothing is "
+        "overwritten. Who keeps what: ca.key stays offline with the federation operator; each server gets its own "
+        "NAME.key and the CA it verifies clients with (ca.pem); each participant its client NAME.key and ca.pem.",
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="folder of the CA and the certificates")
+    parser.add_argument("--server", action="append", default=[], metavar="NAME=HOST[,HOST...]", type=_server_spec,
+                        help="a server certificate for these DNS names and IP addresses (repeatable)")
+    parser.add_argument("--client", action="append", default=[], metavar="NAME",
+                        help="a client certificate with CN NAME, e.g. a participant's name (repeatable)")
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"validity in days (default {DEFAULT_DAYS})")
+    add_verbosity_flags(parser)
+    return parser
+
+
+def _server_spec(text: str) -> tuple[str, list[str]]:
+    name, sep, hosts = text.partition("=")
+    addresses = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not sep or not name.strip() or not addresses:
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST[,HOST...], got {text!r}")
+    return name.strip(), addresses
+
+
+def _pki(args: argparse.Namespace) -> int:
+    from facepp.errors import UsageError
+    from facepp.pki import issue_deployment
+
+    servers = dict(args.server)
+    if len(servers) != len(args.server):
+        raise UsageError("each --server NAME may be given once")
+    for path in issue_deployment(args.dir, servers=servers, clients=args.client, days=args.days):
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``facepp-federation``; returns the exit status."""
-    return run_console(build_parser(), _ceremony, argv)
+    """Entry point of ``facepp-federation`` (and of ``facepp-federation pki``); returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args if a not in _VERBOSITY), None)
+    if first == "pki":
+        args.remove("pki")
+        return run_console(build_pki_parser(), _pki, args)
+    return run_console(build_parser(), _ceremony, args)
+
+
+_VERBOSITY = {"-v", "-vv", "--verbose", "-q", "--quiet"}
 
 
 if __name__ == "__main__":

@@ -80,6 +80,11 @@ def _coerce(label: str, value: Any, type_: str) -> Any:
             raise ValueError(f"expected a boolean, got {value!r}")
         if isinstance(value, bool) and not type_.startswith("str"):
             raise ValueError("a boolean is not a number")
+        if type_.startswith("tuple"):  # a TOML list, or a comma-separated string (env, flags)
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError(f"expected a list, got {value!r}")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if type_.startswith("int"):
             return int(value)
         if type_.startswith("float"):

@@ -44,18 +44,21 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--ca-file")
+    parser.add_argument("--client-cert", nargs=2, metavar=("PEM", "KEY"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     participant = Participant(
         server_url=args.server,
         token=(args.dir / "token").read_text().strip(),
         secret_key=SecretKey.load(args.dir / "secret_key.json"),
-        trainer=ToyTrainer(args.name, args.delay),
         sample_scale=SAMPLE_SCALE,
         poll_s=0.1,
         workers=1,
+        ca_file=args.ca_file,
+        client_cert=tuple(args.client_cert) if args.client_cert else None,
     )
-    np.save(args.out, participant.run())
+    np.save(args.out, participant.run(ToyTrainer(args.name, args.delay)))
 
 
 if __name__ == "__main__":

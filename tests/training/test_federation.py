@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers.federation import PARTICIPANTS, ServerProcess, start_toy_participant
+from tests.helpers.federation import (PARTICIPANTS, TOLERANCE, ServerProcess, expected_fedavg, start_toy_participant,
+                                     uploads_in, wait_all)
 from tests.helpers.toy_participant import SAMPLE_SCALE, toy_update
 from facepp.crypto.paillier.encrypted_vector import EncryptedVector
-from facepp.crypto.paillier.packing import PackingPlan
 from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
-from training.fedavg import average_from_sum, fedavg
-
-# Per round the decoded average errs by at most K * 2**-(f+1) / sum(w) = 3 * 1.9e-6 / 0.3 (f = 18,
-# toy weights >= 0.1 each); two rounds stay below 4e-5.
-TOLERANCE = 1e-4
-
-
-def expected_fedavg(initial: np.ndarray, rounds: int, names_per_round: list[tuple[str, ...]],
-                    plan: PackingPlan | None = None) -> np.ndarray:
-    weights = initial
-    for round_, names in zip(range(1, rounds + 1), names_per_round):
-        updates = [toy_update(weights, name, round_) for name in names]
-        weights = fedavg([(u.weights, u.samples) for u in updates], sample_scale=SAMPLE_SCALE, plan=plan)
-    return weights
-
-
-def wait_all(processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    for p in processes:
-        p.wait(timeout=max(1, deadline - time.monotonic()))
-        assert p.returncode == 0, f"participant exited with {p.returncode}"
-
-
-def uploads_in(state: Path, round_: int) -> int:
-    with sqlite3.connect(f"file:{state / 'state.sqlite3'}?mode=ro", uri=True) as db:
-        return db.execute("SELECT COUNT(*) FROM uploads WHERE round = ?", (round_,)).fetchone()[0]
+from training.fedavg import average_from_sum
 
 
 def test_encrypted_federation_equals_plaintext_fedavg(

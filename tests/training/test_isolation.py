@@ -4,7 +4,8 @@ A fresh interpreter imports every ``training.server`` module, runs
 ``facepp-server`` on a loopback port and, over real HTTP, reads the status page,
 the round and the encrypted model, accepts one participant's encrypted update
 (made by this test, the key holder), refuses one under another key and takes
-metrics; then it reports ``sys.modules``.
+metrics; then it reports ``sys.modules`` of the gunicorn worker process that
+served those requests.
 """
 
 from __future__ import annotations
@@ -22,16 +23,32 @@ from tests.helpers.net import free_port
 from training.fedavg import weighted_contribution
 
 SCRIPT = r"""
-import importlib, json, pkgutil, sys, threading, time, urllib.error, urllib.request
+import importlib, json, os, pkgutil, signal, sys, threading, time, urllib.error, urllib.request
 import training.server
 for info in pkgutil.walk_packages(training.server.__path__, "training.server."):
     importlib.import_module(info.name)
+import training.server.app
 from training.server.cli import main
 
 work, port = sys.argv[1], sys.argv[2]
 argv = ["-q", "--federation", f"{work}/fed/server/federation.json", "--state", f"{work}/fed/server/state", "--port", port]
-threading.Thread(target=main, args=(argv,), daemon=True).start()
 base = f"http://127.0.0.1:{port}"
+create_app = training.server.app.create_app
+
+
+def create_reporting_app(config):
+    app = create_app(config)
+
+    @app.after_request
+    def report_modules(response):  # runs in the worker process that serves the request
+        with open(f"{work}/modules.json", "w") as handle:
+            json.dump(sorted(sys.modules), handle)
+        return response
+
+    return app
+
+
+training.server.app.create_app = create_reporting_app
 token = open(f"{work}/token").read().strip()
 
 def call(method, path, body=None, kind="application/octet-stream"):
@@ -43,22 +60,31 @@ def call(method, path, body=None, kind="application/octet-stream"):
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
-for _ in range(300):
-    try:
-        urllib.request.urlopen(base + "/status.json", timeout=1)
-        break
-    except OSError:
-        time.sleep(0.1)
-statuses = {
-    "page": call("GET", "/")[0],
-    "status": call("GET", "/status.json")[0],
-    "round": call("GET", "/api/v1/round")[0],
-    "model": call("GET", "/api/v1/model")[0],
-    "foreign": call("POST", "/api/v1/rounds/1/update", open(f"{work}/foreign", "rb").read())[0],
-    "update": call("POST", "/api/v1/rounds/1/update", open(f"{work}/update", "rb").read())[0],
-    "metrics": call("POST", "/api/v1/rounds/1/metrics", b'{"version": 1, "metrics": {"loss": 0.5}}', "application/json")[0],
-}
-print(json.dumps({"statuses": statuses, "modules": sorted(sys.modules)}))
+statuses = {}
+
+
+def client():
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/status.json", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    statuses.update({
+        "page": call("GET", "/")[0],
+        "status": call("GET", "/status.json")[0],
+        "round": call("GET", "/api/v1/round")[0],
+        "model": call("GET", "/api/v1/model")[0],
+        "foreign": call("POST", "/api/v1/rounds/1/update", open(f"{work}/foreign", "rb").read())[0],
+        "update": call("POST", "/api/v1/rounds/1/update", open(f"{work}/update", "rb").read())[0],
+        "metrics": call("POST", "/api/v1/rounds/1/metrics", b'{"version": 1, "metrics": {"loss": 0.5}}', "application/json")[0],
+    })
+    os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's master stops; main() returns
+
+
+threading.Thread(target=client, daemon=True).start()
+assert main(argv) == 0
+print(json.dumps({"statuses": statuses, "modules": json.load(open(f"{work}/modules.json"))}))
 """
 
 

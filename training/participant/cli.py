@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "own data, encrypt and upload your weighted update, until the last round.",
     )
     parser.add_argument("--dir", required=True, type=Path, help="your folder from the key ceremony (secret_key.json, token, training.json)")
-    parser.add_argument("--server", required=True, help="parameter server URL, e.g. http://127.0.0.1:8700")
+    parser.add_argument("--server", required=True, help="parameter server URL, e.g. https://fl.example:8700")
     parser.add_argument("--data", required=True, type=Path, help="your dataset folder (LFW or ORL layout)")
     parser.add_argument("--out", type=Path, help="final model checkpoint (default: DIR/global_model.pt)")
     parser.add_argument("--cache-dir", type=Path, help="crop cache folder (default: none)")
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-contributions", type=Path, help="save each plaintext contribution here (audits only)")
     parser.add_argument("--dp-noise-seed", type=int,
                         help="simulations only: reproducible DP noise (in a real federation the others could subtract it)")
+    tls = parser.add_argument_group("TLS (files from facepp-federation pki)")
+    tls.add_argument("--ca-file", metavar="PEM", help="verify the server's certificate against this CA only "
+                     "(default: the system's CAs)")
+    tls.add_argument("--client-cert", metavar="PEM", help="your client certificate, for a server that requires "
+                     "mutual TLS (its CN is your participant name)")
+    tls.add_argument("--client-key", metavar="PEM", help="its private key")
     add_verbosity_flags(parser)
     return parser
 
@@ -40,23 +46,29 @@ def _participate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from facepp.crypto.paillier.secret_key import SecretKey
+    from facepp.errors import UsageError
     from training.participant.client import Participant
     from training.participant.local import build_model, load_flat_weights, local_trainer, save_global_model
     from training.participant.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
 
+    if bool(args.client_cert) != bool(args.client_key):
+        raise UsageError("--client-cert and --client-key go together")
     name = args.dir.resolve().name
     spec = TrainingSpec.from_json((args.dir / "training.json").read_text())
+    participant = Participant(server_url=args.server, token=(args.dir / "token").read_text().strip(),
+                              secret_key=SecretKey.load(args.dir / "secret_key.json"),
+                              sample_scale=spec.sample_scale, workers=args.workers,
+                              keep_contributions=args.keep_contributions, ca_file=args.ca_file,
+                              client_cert=(args.client_cert, args.client_key) if args.client_cert else None)
+    status = participant.check()  # the server, our credentials and our key, before any preprocessing
+    logger.info("server %s: round %d of %d", args.server, status.round, status.total_rounds)
     if args.threads:
         spec = replace(spec, train=replace(spec.train, num_threads=args.threads))
     split = split_for_federation(args.data, spec)
     crops, labels = participant_crops(split, spec, spec.index_of(name), cache_dir=args.cache_dir)
     trainer = local_trainer(spec, crops, labels, spec.index_of(name), state_path=args.dir / "local_state.pt",
                             dp_noise_seed=args.dp_noise_seed)
-    participant = Participant(server_url=args.server, token=(args.dir / "token").read_text().strip(),
-                              secret_key=SecretKey.load(args.dir / "secret_key.json"), trainer=trainer,
-                              sample_scale=spec.sample_scale, workers=args.workers,
-                              keep_contributions=args.keep_contributions)
-    weights = participant.run()
+    weights = participant.run(trainer)
     model = build_model(spec.train, spec.input_size)
     load_flat_weights(model, weights)
     out = save_global_model(args.out or args.dir / "global_model.pt", model, config=spec.train,

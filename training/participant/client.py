@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import requests
@@ -19,7 +19,8 @@ from urllib3.util.retry import Retry
 
 from facepp.crypto.paillier.encrypted_vector import EncryptedVector
 from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
-from facepp.errors import AuthenticationError, ConflictError, FaceppError, KeyMismatchError, ProtocolError
+from facepp.errors import AuthenticationError, ConflictError, FaceppError, KeyMismatchError, ProtocolError, TLSError
+from facepp.serving import tls_reason
 from training.fedavg import average_from_sum, weighted_contribution
 from training.protocol import API_PREFIX, ROUND_HEADER, RoundStatus, metrics_json
 
@@ -45,8 +46,12 @@ class Participant:
     """Runs one participant until the federation finishes.
 
     Crash-safe by construction: the server records who uploaded in which round,
-    so a restarted participant resumes at the open round. Network errors and
-    5xx answers are retried with exponential backoff.
+    so a restarted participant resumes at the open round. Connection errors and
+    5xx answers are retried with exponential backoff; a failed TLS handshake is not.
+
+    Args:
+        ca_file: PEM CA the server's certificate must chain to (only that CA); None: the system's CAs.
+        client_cert: (certificate, key) PEM files for a server that requires mutual TLS.
     """
 
     def __init__(
@@ -55,22 +60,25 @@ class Participant:
         server_url: str,
         token: str,
         secret_key: SecretKey,
-        trainer: LocalTrainer,
         sample_scale: float,
         poll_s: float = 0.5,
         workers: int | None = None,
         retries: int = 8,
         keep_contributions: Path | None = None,
+        ca_file: str | None = None,
+        client_cert: tuple[str, str] | None = None,
     ) -> None:
+        self.server_url = server_url
         self.base = server_url.rstrip("/") + API_PREFIX
         self.secret_key = secret_key
-        self.trainer = trainer
         self.sample_scale = sample_scale
         self.poll_s = poll_s
         self.workers = workers
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
-        retry = Retry(total=retries, backoff_factor=0.3, status_forcelist=(502, 503, 504),
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's CA.
+        self.tls: dict[str, Any] = {"verify": ca_file or True, "cert": client_cert}
+        retry = Retry(total=retries, other=0, backoff_factor=0.3, status_forcelist=(502, 503, 504),
                       allowed_methods=None, raise_on_status=False)
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -87,12 +95,23 @@ class Participant:
         cipher = VectorCipher(self.secret_key, vector.plan, workers=self.workers)
         return int(response.headers[ROUND_HEADER]), average_from_sum(cipher.decrypt(vector)), cipher
 
-    def run(self) -> np.ndarray:
-        """Take part in every remaining round; return the final global weights."""
+    def check(self) -> RoundStatus:
+        """The round status, once the server's certificate, our credentials and the key fingerprint check out.
+
+        Raises:
+            TLSError: the TLS handshake failed (untrusted or expired certificate, client certificate refused).
+            AuthenticationError: the token (or the client certificate's name) was refused.
+            KeyMismatchError: the server's federation uses another Paillier key.
+        """
+        status = self.status()
+        if status.fingerprint != self.secret_key.fingerprint:
+            raise KeyMismatchError("the server's federation uses another Paillier key than ours")
+        return status
+
+    def run(self, trainer: LocalTrainer) -> np.ndarray:
+        """Take part in every remaining round, training with ``trainer``; return the final global weights."""
         while True:
-            status = self.status()
-            if status.fingerprint != self.secret_key.fingerprint:
-                raise KeyMismatchError("the server's federation uses another Paillier key than ours")
+            status = self.check()
             if status.finished:
                 _, weights, cipher = self.global_model(status)
                 cipher.close()
@@ -101,14 +120,14 @@ class Participant:
             if status.uploaded:
                 time.sleep(self.poll_s)
                 continue
-            self._play_round(status)
+            self._play_round(status, trainer)
 
-    def _play_round(self, status: RoundStatus) -> None:
+    def _play_round(self, status: RoundStatus, trainer: LocalTrainer) -> None:
         model_round, weights, cipher = self.global_model(status)
         if model_round != status.round - 1:
             return  # the round closed meanwhile; ask again
         with cipher:
-            update = self.trainer.train(weights, status.round)
+            update = trainer.train(weights, status.round)
             start = time.perf_counter()
             contribution = weighted_contribution(update.weights, update.samples, sample_scale=self.sample_scale)
             if self.keep_contributions is not None:  # trusted side only: lets a privacy audit search for them
@@ -131,7 +150,10 @@ class Participant:
                           headers={"Content-Type": "application/json"})
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
-        response = self.session.request(method, self.base + path, timeout=(5, 300), **kwargs)
+        try:
+            response = self.session.request(method, self.base + path, timeout=(5, 300), **self.tls, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise TLSError(f"TLS with the server at {self.server_url} failed: {tls_reason(exc)}") from None
         if response.ok:
             return response
         try:

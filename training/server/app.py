@@ -1,7 +1,9 @@
 """The parameter server: Flask app factory, JSON/binary API and status page.
 
 Untrusted role: loads the Paillier public key only. Serve it with
-``facepp-server`` (waitress, a production WSGI server).
+``facepp-server`` (gunicorn, optionally over TLS and mutual TLS). With
+``CLIENT_CERT_REQUIRED`` every API request needs, besides its bearer token, a
+verified client certificate whose CN is the token's participant.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from facepp.errors import FaceppError
+from facepp.errors import AuthenticationError, FaceppError
+from facepp.serving import client_common_name
 from training.server.coordinator import Coordinator, FederationConfig
 from training.protocol import API_PREFIX, ROUND_HEADER, parse_metrics
 from training.server.store import Store
@@ -31,7 +34,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     Args:
         config: Must hold ``FEDERATION`` (path of ``federation.json``) and
-            ``STATE_DIR`` (where ciphertexts and the SQLite state live).
+            ``STATE_DIR`` (where ciphertexts and the SQLite state live);
+            ``CLIENT_CERT_REQUIRED`` (mutual TLS) ties each token to its client certificate.
     """
     app = Flask(__name__)
     app.config.update(config or {})
@@ -62,6 +66,20 @@ def _coordinator() -> Coordinator:
     return current_app.extensions["coordinator"]
 
 
+def _participant() -> str:
+    """The participant of this request's bearer token (and, under mutual TLS, of its client certificate).
+
+    Raises:
+        AuthenticationError: a bad token, or a client certificate missing or naming someone else.
+    """
+    participant = _coordinator().authenticate(request.headers.get("Authorization"))
+    if current_app.config.get("CLIENT_CERT_REQUIRED"):
+        name = client_common_name(request.environ)
+        if name != participant:
+            raise AuthenticationError(f"client certificate CN {name!r} does not match the token's participant")
+    return participant
+
+
 @api.errorhandler(FaceppError)
 def _facepp_error(exc: FaceppError) -> tuple[Response, int]:
     log.info("refused %s %s: %s", request.method, request.path, exc)
@@ -76,13 +94,13 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 @api.get("/round")
 def round_status() -> Response:
-    participant = _coordinator().authenticate(request.headers.get("Authorization"))
+    participant = _participant()
     return Response(_coordinator().status(participant).to_json(), mimetype="application/json")
 
 
 @api.get("/model")
 def model() -> Response:
-    _coordinator().authenticate(request.headers.get("Authorization"))
+    _participant()
     round_, data = _coordinator().model()
     return Response(data, mimetype="application/octet-stream", headers={ROUND_HEADER: str(round_)})
 
@@ -90,7 +108,7 @@ def model() -> Response:
 @api.post("/rounds/<int:round_>/update")
 def upload(round_: int) -> tuple[Response, int]:
     coordinator = _coordinator()
-    participant = coordinator.authenticate(request.headers.get("Authorization"))
+    participant = _participant()
     data = request.get_data(cache=False)
     coordinator.accept_upload(participant, round_, data)
     return jsonify(accepted=True, round=round_, bytes=len(data)), 201
@@ -99,7 +117,7 @@ def upload(round_: int) -> tuple[Response, int]:
 @api.post("/rounds/<int:round_>/metrics")
 def metrics(round_: int) -> tuple[Response, int]:
     coordinator = _coordinator()
-    participant = coordinator.authenticate(request.headers.get("Authorization"))
+    participant = _participant()
     coordinator.accept_metrics(participant, round_, parse_metrics(request.get_data(cache=False)))
     return jsonify(accepted=True), 201
 

@@ -1,18 +1,19 @@
 """``facepp-server``: serve the parameter server (untrusted: Paillier public key and ciphertexts only).
 
-Follows the command-line convention of :mod:`facepp.console`.
+HTTPS with ``--tls-cert``/``--tls-key``; ``--tls-client-ca`` adds mutual TLS: every
+participant presents a client certificate whose CN is its name, checked in
+addition to its bearer token. Plain HTTP listens on loopback only (or with
+``--insecure-http``). Follows the command-line convention of :mod:`facepp.console`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from facepp.console import add_verbosity_flags, run_console
-
-logger = logging.getLogger(__name__)
+from facepp.serving import add_tls_arguments, serve, tls_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,23 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state", required=True, type=Path, help="state directory (ciphertexts + SQLite)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback)")
     parser.add_argument("--port", type=int, default=8700, help="TCP port (default 8700)")
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
     parser.add_argument("--record-requests", type=Path, help="append every request body to this file (privacy audits)")
+    add_tls_arguments(parser)
     add_verbosity_flags(parser)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import waitress
-
     from training.server.app import create_app
 
-    app = create_app({"FEDERATION": args.federation, "STATE_DIR": args.state, "RECORD_REQUESTS": args.record_requests})
-    logger.info("parameter server on http://%s:%d", args.host, args.port)
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
-                   # Flask answers 413 (JSON) above MAX_CONTENT_LENGTH; waitress is the hard backstop.
-                   max_request_body_size=2 * app.config["MAX_CONTENT_LENGTH"] + 2**20)
-    return 0
+    tls = tls_of(args)
+    tls.check(args.host)  # before the state folder is touched
+    app = create_app({"FEDERATION": args.federation, "STATE_DIR": args.state, "RECORD_REQUESTS": args.record_requests,
+                      "CLIENT_CERT_REQUIRED": tls.mutual})
+    return serve(app, name="parameter server", host=args.host, port=args.port, threads=args.threads, tls=tls)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 ``create_app(config)`` opens the database, upgrades the schema (Alembic) unless
 ``auto_migrate`` is off, loads the gallery and registers the ``/api/v1``
-blueprint. Serve it with ``facepp-matcher serve`` (waitress).
+blueprint. Serve it with ``facepp-matcher serve`` (gunicorn).
 """
 
 from __future__ import annotations

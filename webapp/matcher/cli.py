@@ -3,6 +3,7 @@
 Subcommands::
 
     facepp-matcher serve [--host H] [--port P] [--db URL|PATH] [--config FILE] [--threads N] [--debug]
+                         [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--insecure-http]
     facepp-matcher create-api-key --name NAME [--db URL|PATH]   # prints the key once
     facepp-matcher db upgrade [--db URL|PATH]
     facepp-matcher db current [--db URL|PATH]
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from facepp.console import add_verbosity_flags, run_console, subcommand_parent
+from facepp.errors import UsageError
+from facepp.serving import add_tls_arguments, serve
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", help="TOML settings file (env FACEPP_MATCHER_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API (waitress)")
+    serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API (gunicorn; HTTPS with --tls-cert)")
     serve.add_argument("--host", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8600)")
-    serve.add_argument("--threads", type=int, help="waitress worker threads (default 4)")
-    serve.add_argument("--debug", action="store_true", help="Flask development server instead of waitress")
+    serve.add_argument("--threads", type=int, help="worker threads (default 4)")
+    serve.add_argument("--debug", action="store_true", help="Flask development server on loopback instead of gunicorn")
+    add_tls_arguments(serve)
 
     key = sub.add_parser("create-api-key", parents=[common], help="create a client API key and print it once")
     key.add_argument("--name", required=True, help="client name, e.g. terminal-1")
@@ -74,19 +78,18 @@ def _run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from webapp.matcher.app import create_app
 
-    cfg = _config(args, host=args.host, port=args.port, threads=args.threads)
+    cfg = _config(args, host=args.host, port=args.port, threads=args.threads, tls_cert=args.tls_cert,
+                  tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, insecure_http=args.insecure_http)
+    tls = cfg.tls
+    tls.check(cfg.host)
+    if args.debug and tls.enabled:
+        raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
     app = create_app(cfg)
     if args.debug:
         logger.warning("Flask development server (--debug): not for production")
         app.run(host=cfg.host, port=cfg.port, debug=True, use_reloader=False)
         return 0
-    import waitress
-
-    logger.info("matcher on http://%s:%d (%d threads)", cfg.host, cfg.port, cfg.threads)
-    # Flask answers 413 (JSON) above the per-endpoint limits; waitress is the hard backstop.
-    waitress.serve(app, host=cfg.host, port=cfg.port, threads=cfg.threads,
-                   max_request_body_size=max(cfg.max_message_bytes, cfg.max_block_bytes) + (1 << 20))
-    return 0
+    return serve(app, name="matcher", host=cfg.host, port=cfg.port, threads=cfg.threads, tls=tls)
 
 
 def _create_api_key(args: argparse.Namespace) -> int:

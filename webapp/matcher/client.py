@@ -34,6 +34,7 @@ from urllib.parse import quote
 import requests
 
 from facepp.errors import ConflictError, FaceppError, NotFoundError, ProtocolError
+from facepp.serving import tls_reason
 from webapp.matcher.protocol import API_PREFIX, OCTET_STREAM, check_subject_id
 
 logger = logging.getLogger(__name__)
@@ -61,15 +62,20 @@ class MatcherClient:
     """Typed calls to one matcher.
 
     Args:
-        base_url: e.g. ``http://127.0.0.1:8600`` (no trailing ``/api/v1``).
+        base_url: e.g. ``https://matcher.example:8600`` (no trailing ``/api/v1``).
         api_key: the bearer key from ``facepp-matcher create-api-key`` (None: send none).
         timeout: seconds per request (a whole-block upload is 33.6 MB at dim 128).
+        verify: PEM CA file the matcher's certificate must chain to (only that CA), or True: the system's CAs.
+        cert: (certificate, key) PEM files presented to a matcher that requires mutual TLS.
     """
 
-    def __init__(self, base_url: str, api_key: str | None, *, timeout: float = 120.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None, *, timeout: float = 120.0, verify: bool | str = True,
+                 cert: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._api_key = api_key
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's CA.
+        self._tls: dict[str, Any] = {"verify": verify, "cert": cert}
         self._local = threading.local()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -90,7 +96,10 @@ class MatcherClient:
         started = time.perf_counter()
         try:
             response = self._session().request(method, self.base_url + API_PREFIX + path, data=data, params=params,
-                                               headers=headers, timeout=self.timeout)
+                                               headers=headers, timeout=self.timeout, **self._tls)
+        except requests.exceptions.SSLError as exc:
+            raise MatcherError(f"TLS with the matcher at {self.base_url} failed ({tls_reason(exc)})",
+                               matcher_code="tls_error") from None
         except requests.RequestException as exc:
             raise MatcherError(f"matcher unreachable at {self.base_url} ({type(exc).__name__})",
                                matcher_code="unreachable") from None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from facepp.errors import ConfigError
+from facepp.serving import ServerTLS
 from webapp.settings import LayeredSettings
 
 ENV_PREFIX = "FACEPP_MATCHER_"
@@ -25,13 +26,16 @@ class MatcherConfig(LayeredSettings):
             plain file path (SQLite). Env ``FACEPP_MATCHER_DB``.
         host: interface to listen on (loopback by default).
         port: TCP port.
-        threads: waitress worker threads.
+        threads: worker threads.
         max_message_bytes: largest bundle, template or probe body accepted (413 above).
         max_block_bytes: largest refreshed-block body accepted (a dim-128 block is
             33.6 MB, dim 512 is 134 MB).
         bundle_fingerprint: optional hex fingerprint pinned out of band; any other
             public bundle is refused (``key_mismatch``).
         auto_migrate: upgrade the schema to the newest Alembic revision at start.
+        tls_cert, tls_key: PEM certificate and key to serve HTTPS with (plain HTTP without them).
+        tls_client_ca: PEM CA: require client certificates it signed (mutual TLS).
+        insecure_http: allow plain HTTP on a non-loopback ``host`` (logged as a warning).
     """
 
     SECTION: ClassVar[str] = "matcher"
@@ -45,6 +49,10 @@ class MatcherConfig(LayeredSettings):
     max_block_bytes: int = 160 * MiB
     bundle_fingerprint: str | None = None
     auto_migrate: bool = True
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    insecure_http: bool = False
 
     def __post_init__(self) -> None:
         if not self.db:
@@ -59,6 +67,12 @@ class MatcherConfig(LayeredSettings):
         fp = self.bundle_fingerprint
         if fp is not None and (len(fp) != 64 or any(c not in "0123456789abcdef" for c in fp)):
             raise ConfigError("bundle_fingerprint must be 64 lower-case hex digits")
+
+    @property
+    def tls(self) -> ServerTLS:
+        """How ``facepp-matcher serve`` speaks TLS (raises UsageError on an incomplete pair)."""
+        return ServerTLS(cert=self.tls_cert, key=self.tls_key, client_ca=self.tls_client_ca,
+                         insecure_http=self.insecure_http)
 
     @property
     def pinned_fingerprint(self) -> bytes | None:

@@ -2,7 +2,7 @@
 
 :class:`MatcherService` owns the in-memory :class:`~facepp.crypto.ckks.matcher.CkksMatcher`
 and the :class:`~webapp.matcher.store.MatcherStore`. One lock serialises every
-gallery mutation and scoring (waitress serves requests on several threads;
+gallery mutation and scoring (gunicorn serves requests on several threads;
 Pyfhel holds the GIL anyway). Each operation validates first, then changes the
 gallery in memory, then writes the blocks it touched in one transaction; if the
 write fails the gallery is reloaded from the database, so memory never drifts

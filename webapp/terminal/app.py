@@ -3,7 +3,8 @@
 Terminal only. Wires the model, the CKKS key holder, the subject database and
 the matcher client into a :class:`~webapp.terminal.service.TerminalService`,
 then registers the blueprints (``auth``, ``pages``, ``api``), CSRF protection,
-operator login, rate limits, the upload limit and the security headers.
+operator login, rate limits, the upload limit, the security headers and, behind
+a reverse proxy, ``X-Forwarded-*`` from the trusted proxies only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
 
 from facepp.errors import FaceppError
+from facepp.serving import TrustedProxies
 from facepp.model.embedder import Embedder
 from facepp.models import SHIPPED_FILE, model_or_shipped
 from webapp.terminal.config import TerminalConfig
@@ -84,13 +86,15 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     instance = ensure_private_dir(Path(cfg.instance_dir).resolve())
     app = Flask(__name__, instance_path=str(instance))
     app.request_class = InMemoryRequest  # uploaded images stay in memory, never spooled to disk
+    if cfg.trusted_proxies:  # X-Forwarded-* only from these peers; rate limits then key on the real client
+        app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
 
     embedder = Embedder.from_checkpoint(model_or_shipped(cfg.checkpoint), num_threads=cfg.torch_threads)
     threshold = resolve_threshold(cfg, embedder)
     keys = TerminalKeys.load(instance)
     database = Database(cfg.db_url)
     database.bind_embedder(embedder.fingerprint)
-    client = MatcherClient(cfg.matcher_url, api_key=cfg.matcher_api_key, timeout=cfg.matcher_timeout)
+    client = MatcherClient(cfg.matcher_url, api_key=cfg.matcher_api_key, timeout=cfg.matcher_timeout, **cfg.matcher_tls)
     service = TerminalService(config=cfg, embedder=embedder, keys=keys, database=database, client=client,
                               threshold=threshold)
     app.extensions["terminal"] = service

@@ -4,6 +4,8 @@ Examples::
 
     FACEPP_TERMINAL_MATCHER_API_KEY=... FACEPP_TERMINAL_API_TOKEN=... \\
         facepp-terminal serve --port 8500     # the shipped model; --checkpoint M for another
+    facepp-terminal serve --host 0.0.0.0 --tls-cert pki/terminal.pem --tls-key pki/terminal.key \\
+        --matcher-url https://matcher.example:8600 --matcher-ca pki/ca.pem --trusted-proxy 10.0.0.5
     facepp-terminal create-operator --username alice          # asks for the password
     echo "$PASSWORD" | facepp-terminal create-operator --username bob --password-stdin
 
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from facepp.console import add_verbosity_flags, run_console, subcommand_parent
-from facepp.errors import ConfigError
+from facepp.errors import ConfigError, UsageError
+from facepp.serving import add_tls_arguments, serve
 from webapp.terminal.config import TerminalConfig
 
 logger = logging.getLogger(__name__)
@@ -42,15 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--checkpoint", help="model checkpoint (.pt; default: the shipped model)")
     common.add_argument("--threshold", type=float, help="cosine decision threshold (overrides the checkpoint's)")
     common.add_argument("--instance-dir", help="folder for keys and the database")
-    common.add_argument("--matcher-url", help="matcher base URL, e.g. http://127.0.0.1:8600")
+    common.add_argument("--matcher-url", help="matcher base URL, e.g. https://matcher.example:8600")
+    common.add_argument("--matcher-ca", metavar="PEM",
+                        help="CA the matcher's certificate must chain to (pinned; default: the system's CAs)")
+    common.add_argument("--matcher-client-cert", metavar="PEM", help="client certificate for a mutual-TLS matcher")
+    common.add_argument("--matcher-client-key", metavar="PEM", help="its private key")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", parents=[common], help="run the terminal (waitress; --debug: Flask dev server)")
+    serve = sub.add_parser("serve", parents=[common], help="run the terminal (gunicorn; --debug: Flask dev server)")
     serve.add_argument("--host", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8500)")
-    serve.add_argument("--threads", type=int, help="waitress worker threads")
+    serve.add_argument("--threads", type=int, help="worker threads (default 8)")
     serve.add_argument("--debug", action="store_true", help="Flask development server with the debugger (never in production)")
     serve.add_argument("--insecure-cookies", action="store_true",
                        help="send session cookies over plain HTTP (development without TLS only)")
+    serve.add_argument("--trusted-proxy", action="append", metavar="ADDR",
+                       help="reverse proxy address or network whose X-Forwarded-* headers are believed (repeatable)")
+    add_tls_arguments(serve)
     op = sub.add_parser("create-operator", parents=[common], help="add an operator account")
     op.add_argument("--username", required=True)
     op.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -63,9 +73,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "threshold": args.threshold,
         "instance_dir": args.instance_dir,
         "matcher_url": args.matcher_url,
+        "matcher_ca": args.matcher_ca,
+        "matcher_client_cert": args.matcher_client_cert,
+        "matcher_client_key": args.matcher_client_key,
     }
     if args.command == "serve":
-        values.update(host=args.host, port=args.port, threads=args.threads)
+        values.update(host=args.host, port=args.port, threads=args.threads, tls_cert=args.tls_cert,
+                      tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, insecure_http=args.insecure_http,
+                      trusted_proxies=tuple(args.trusted_proxy) if args.trusted_proxy else None)
         if args.insecure_cookies or args.debug:
             values["secure_cookies"] = False
     return values
@@ -106,17 +121,17 @@ def _create_operator(config: TerminalConfig, args: argparse.Namespace) -> int:
 def _serve(config: TerminalConfig, *, debug: bool) -> int:
     from webapp.terminal.app import create_app  # noqa: PLC0415
 
+    tls = config.tls
+    tls.check(config.host)
+    if debug and tls.enabled:
+        raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
     logger.info("settings: %s", config.describe())
     app = create_app(config)
     if debug:
         logger.warning("Flask development server with debugger: never expose it")
         app.run(host=config.host, port=config.port, debug=True, use_reloader=False)
         return 0
-    import waitress  # noqa: PLC0415
-
-    waitress.serve(app, host=config.host, port=config.port, threads=config.threads,
-                   max_request_body_size=config.max_upload_bytes + 1024 * 1024, ident="facepp-terminal")
-    return 0
+    return serve(app, name="terminal", host=config.host, port=config.port, threads=config.threads, tls=tls)
 
 
 if __name__ == "__main__":

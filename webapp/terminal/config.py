@@ -10,7 +10,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from facepp.errors import ConfigError
+from facepp.errors import ConfigError, UsageError
+from facepp.serving import ServerTLS, proxy_network
 from webapp.settings import LayeredSettings
 
 ENV_PREFIX = "FACEPP_TERMINAL_"
@@ -31,7 +32,11 @@ class TerminalConfig(LayeredSettings):
         instance_dir: folder for the CKKS key file, the HMAC key, the Flask secret
             and the SQLite database (created with mode 0700; key files 0600).
         db: SQLAlchemy URL of the operator/subject table (default: SQLite in ``instance_dir``).
-        matcher_url: base URL of the matcher service.
+        matcher_url: base URL of the matcher service (``https://...`` in any deployment beyond one machine).
+        matcher_ca: PEM CA the matcher's certificate must chain to (pinned: the system's CAs are not
+            consulted); None: the system's CAs.
+        matcher_client_cert, matcher_client_key: PEM client certificate and key presented to a matcher
+            that requires mutual TLS.
         matcher_api_key: bearer key issued by ``facepp-matcher create-api-key``.
         matcher_timeout: seconds per matcher request (blocks are ~34 MB).
         register_on_start: PUT the public bundle to the matcher when the app starts.
@@ -39,7 +44,7 @@ class TerminalConfig(LayeredSettings):
             401 to everything while it is unset.
         secret_key: Flask session key (default: random, stored in ``instance_dir``).
         host, port: where ``facepp-terminal serve`` listens (loopback by default).
-        threads: waitress worker threads.
+        threads: worker threads.
         max_upload_bytes: largest request body (413 above).
         max_images: most images per enrolment request.
         login_rate_limit, match_rate_limit, api_rate_limit: flask-limiter rates
@@ -50,6 +55,11 @@ class TerminalConfig(LayeredSettings):
         secure_cookies: mark session cookies ``Secure`` (off only for plain-HTTP tests/dev).
         torch_threads: CPU threads for the embedding network.
         id_hex_chars: length of the opaque subject id (hex of HMAC-SHA256, 16..64).
+        tls_cert, tls_key: PEM certificate and key to serve HTTPS with (plain HTTP without them).
+        tls_client_ca: PEM CA: require client certificates it signed (mutual TLS).
+        insecure_http: allow plain HTTP on a non-loopback ``host`` (logged as a warning).
+        trusted_proxies: addresses or networks of reverse proxies whose ``X-Forwarded-For``,
+            ``-Proto``, ``-Host``, ``-Port`` and ``-Prefix`` are believed; from any other peer they are ignored.
     """
 
     SECTION: ClassVar[str] = "terminal"
@@ -60,6 +70,9 @@ class TerminalConfig(LayeredSettings):
     instance_dir: str = "out/terminal"
     db: str | None = None
     matcher_url: str = "http://127.0.0.1:8600"
+    matcher_ca: str | None = None
+    matcher_client_cert: str | None = None
+    matcher_client_key: str | None = None
     matcher_api_key: str | None = None
     matcher_timeout: float = 120.0
     register_on_start: bool = True
@@ -79,6 +92,11 @@ class TerminalConfig(LayeredSettings):
     secure_cookies: bool = True
     torch_threads: int = 1
     id_hex_chars: int = 32
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    insecure_http: bool = False
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
@@ -101,6 +119,26 @@ class TerminalConfig(LayeredSettings):
             raise ConfigError("api_token must be at least 16 characters")
         if self.matcher_timeout <= 0:
             raise ConfigError("matcher_timeout must be > 0")
+        for proxy in self.trusted_proxies:
+            proxy_network(proxy)
+
+    @property
+    def tls(self) -> ServerTLS:
+        """How ``facepp-terminal serve`` speaks TLS (raises UsageError on an incomplete pair)."""
+        return ServerTLS(cert=self.tls_cert, key=self.tls_key, client_ca=self.tls_client_ca,
+                         insecure_http=self.insecure_http)
+
+    @property
+    def matcher_tls(self) -> dict[str, Any]:
+        """``verify`` and ``cert`` of the terminal's requests to the matcher.
+
+        Raises:
+            UsageError: only one of ``matcher_client_cert`` and ``matcher_client_key``.
+        """
+        if bool(self.matcher_client_cert) != bool(self.matcher_client_key):
+            raise UsageError("--matcher-client-cert and --matcher-client-key go together")
+        cert = (self.matcher_client_cert, self.matcher_client_key) if self.matcher_client_cert else None
+        return {"verify": self.matcher_ca or True, "cert": cert}
 
     @property
     def db_url(self) -> str:

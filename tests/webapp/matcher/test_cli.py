@@ -1,4 +1,4 @@
-"""``facepp-matcher`` end to end in subprocesses: create-api-key, db upgrade, serve (waitress)."""
+"""``facepp-matcher`` end to end in subprocesses: create-api-key, db upgrade, serve (gunicorn)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
-    assert "waitress" in output.lower() or "Serving on" in output
+    assert f"matcher on http://127.0.0.1:{port} (plain HTTP" in output and "Booting worker" in output
     assert key not in output, "the key must never be logged"
 
 
