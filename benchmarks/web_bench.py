@@ -3,7 +3,7 @@
     python -m benchmarks.web_bench [--quick] [--json PATH] [--checkpoint PATH] [--data DIR]
 
 Starts a real matcher (``python -m webapp.matcher.cli serve``, SQLite in a temp
-folder) and a real terminal (``python -m webapp.terminal.cli serve``, waitress) as
+folder) and a real terminal (``python -m webapp.terminal.cli serve``, gunicorn) as
 separate processes on loopback, and measures from a third process:
 
 * 1:1 verification latency (``POST /api/verify``, genuine ORL probe, masked score), p50/p99;
@@ -59,13 +59,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], *, timeout: float = 180.0) -> None:
+def _wait_http(url: str, process: subprocess.Popen[bytes], *, timeout: float = 180.0, **tls: Any) -> None:
+    """Poll ``url`` until it answers below 500; ``tls``: ``verify`` and ``cert`` of the poll."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server for {url} exited with {process.returncode}")
         try:
-            if requests.get(url, timeout=5).status_code < 500:
+            if requests.get(url, timeout=5, **tls).status_code < 500:
                 return
         except requests.RequestException:
             pass
@@ -134,31 +135,49 @@ def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int) -> tuple[str, 
 
 
 class Stack:
-    """Matcher and terminal processes over a prepared folder."""
+    """Matcher and terminal processes over a prepared folder.
 
-    def __init__(self, folder: Path, *, checkpoint: Path, threshold: float | None, api_key: str) -> None:
+    With ``pki`` (a folder from ``facepp-federation pki`` holding ``matcher``, ``terminal`` and the
+    ``terminal-client`` pairs), the matcher requires the terminal's client certificate (mutual TLS),
+    the terminal pins the CA for the matcher and serves HTTPS, and clients verify it against the CA.
+    """
+
+    def __init__(self, folder: Path, *, checkpoint: Path, threshold: float | None, api_key: str,
+                 pki: Path | None = None) -> None:
         self.folder = folder
         mport, tport = _free_port(), _free_port()
-        self.matcher_url, self.url = f"http://127.0.0.1:{mport}", f"http://127.0.0.1:{tport}"
+        scheme = "https" if pki else "http"
+        self.matcher_url, self.url = f"{scheme}://127.0.0.1:{mport}", f"{scheme}://127.0.0.1:{tport}"
+        self.tls: dict[str, Any] = {"verify": str(pki / "ca.pem")} if pki else {}
+        pem = {n: [str(pki / f"{n}.pem"), str(pki / f"{n}.key")] for n in ("matcher", "terminal", "terminal-client")} if pki else {}
         env = {**os.environ, "FACEPP_LOG_LEVEL": "WARNING"}
         self.logs = [open(folder / "matcher.log", "wb"), open(folder / "terminal.log", "wb")]  # noqa: SIM115
+        matcher_tls = ["--tls-cert", pem["matcher"][0], "--tls-key", pem["matcher"][1],
+                       "--tls-client-ca", self.tls["verify"]] if pki else []
         self.matcher = subprocess.Popen(
             [sys.executable, "-m", "webapp.matcher.cli", "serve", "--db", str(folder / "matcher.db"), "--port", str(mport),
-             "--threads", "8", "-q"], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
-        _wait_http(f"{self.matcher_url}/api/v1/health", self.matcher)
+             "--threads", "8", "-q", *matcher_tls], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
+        client_cert: dict[str, Any] = {"cert": tuple(pem["terminal-client"])} if pki else {}
+        _wait_http(f"{self.matcher_url}/api/v1/health", self.matcher, **self.tls, **client_cert)
         tenv = {**env, "FACEPP_TERMINAL_MATCHER_API_KEY": api_key, "FACEPP_TERMINAL_API_TOKEN": API_TOKEN,
                 "FACEPP_TERMINAL_MATCH_RATE_LIMIT": "100000 per minute", "FACEPP_TERMINAL_API_RATE_LIMIT": "100000 per minute"}
         args = [sys.executable, "-m", "webapp.terminal.cli", "serve", "--checkpoint", str(checkpoint), "--instance-dir",
                 str(folder / "terminal"), "--matcher-url", self.matcher_url]
         if threshold is not None:
             args += ["--threshold", str(threshold)]
-        self.terminal = subprocess.Popen(args + ["--port", str(tport), "--threads", "16", "--insecure-cookies"],
+        if pki:
+            args += ["--tls-cert", pem["terminal"][0], "--tls-key", pem["terminal"][1], "--matcher-ca", self.tls["verify"],
+                     "--matcher-client-cert", pem["terminal-client"][0], "--matcher-client-key", pem["terminal-client"][1]]
+        else:
+            args += ["--insecure-cookies"]
+        self.terminal = subprocess.Popen(args + ["--port", str(tport), "--threads", "16"],
                                          stdout=self.logs[1], stderr=subprocess.STDOUT, env=tenv)
-        _wait_http(f"{self.url}/login", self.terminal)
+        _wait_http(f"{self.url}/login", self.terminal, **self.tls)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One request on a new connection (a TLS handshake each time under ``pki``)."""
         return requests.request(method, f"{self.url}/api{path}", headers={"Authorization": f"Bearer {API_TOKEN}"},
-                                timeout=600, **kwargs)
+                                timeout=600, **self.tls, **kwargs)
 
     def close(self) -> None:
         for process in (self.terminal, self.matcher):

@@ -111,7 +111,7 @@ class CertificateAuthority:
             is_ca = False
         if not is_ca or not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ConfigError(f"{folder / 'ca.pem'} is not a CA certificate made by facepp-federation pki")
-        if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        if key.public_key() != cert.public_key():
             raise ConfigError(f"{folder / 'ca.key'} does not belong to {folder / 'ca.pem'}")
         return cls(cert, key)
 

@@ -19,7 +19,7 @@ import ipaddress
 import logging
 import os
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,16 +81,19 @@ class ServerTLS:
     def check(self, host: str) -> ssl.SSLContext | None:
         """Check that serving on ``host`` is allowed and every TLS file is usable; return the server's context.
 
-        Call it before building the app, so a mistake fails at once in one line.
+        Plain HTTP on a non-loopback ``host`` with ``insecure_http`` is logged as a warning.
 
         Raises:
             UsageError: plain HTTP on a non-loopback ``host`` without ``insecure_http``.
             ConfigError: a missing or unusable certificate, key or CA file, or a key that does not fit the certificate.
         """
         if not self.enabled:
-            if not self.insecure_http and not is_loopback(host):
-                raise UsageError(f"refusing plain HTTP on {host}: give --tls-cert and --tls-key, listen on 127.0.0.1, "
-                                 "or pass --insecure-http")
+            if not is_loopback(host):
+                if not self.insecure_http:
+                    raise UsageError(f"refusing plain HTTP on {host}: give --tls-cert and --tls-key, listen on "
+                                     "127.0.0.1, or pass --insecure-http")
+                logger.warning("plain HTTP on %s (--insecure-http): tokens, keys and cookies cross the network in the "
+                               "clear", host)
             return None
         assert self.cert and self.key  # __post_init__: both or neither
         try:
@@ -132,22 +135,26 @@ def client_common_name(environ: dict[str, Any]) -> str | None:
     return None
 
 
-def serve(app: Any, *, name: str, host: str, port: int, threads: int, tls: ServerTLS, timeout: int = 120) -> int:
-    """Serve a WSGI app with gunicorn until stopped (SIGINT or SIGTERM); returns the exit status.
+def serve(build_app: Callable[[], Any], *, name: str, host: str, port: int, threads: int, tls: ServerTLS,
+          timeout: int = 120) -> int:
+    """Check ``tls``, build the WSGI app, and serve it with gunicorn until stopped (SIGINT or SIGTERM).
 
-    One worker process holds the app built here (its in-memory state is the service's), with ``threads``
-    threads. Gunicorn trusts no ``X-Forwarded-*`` header itself (see :class:`TrustedProxies`).
+    The app is built only once the address and the TLS files passed :meth:`ServerTLS.check`, in this
+    process; one gunicorn worker forked from it holds it (its in-memory state is the service's) and
+    serves it on ``threads`` threads. Gunicorn believes no ``X-Forwarded-*`` header itself (see
+    :class:`TrustedProxies`).
+
+    Returns:
+        The exit status.
 
     Raises:
         UsageError: plain HTTP on a non-loopback address without ``tls.insecure_http``.
-        ConfigError: unusable TLS files.
+        ConfigError: unusable TLS files; whatever ``build_app`` raises.
     """
     context = tls.check(host)
-    if not tls.enabled and not is_loopback(host):
-        logger.warning("%s serves plain HTTP on %s (--insecure-http): tokens, keys and cookies cross the network "
-                       "in the clear", name, host)
+    app = build_app()
     options: dict[str, Any] = {
-        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "bind": f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": 1,
         "worker_class": "gthread",
         "threads": threads,
@@ -160,7 +167,7 @@ def serve(app: Any, *, name: str, host: str, port: int, threads: int, tls: Serve
         "secure_scheme_headers": {},
         "loglevel": logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
     }
-    if context is not None:
+    if context is not None:  # gunicorn's own factory would rebuild the context, files and all, per connection
         options.update(certfile=tls.cert, keyfile=tls.key, ca_certs=tls.client_ca,
                        cert_reqs=context.verify_mode, ssl_context=lambda config, factory: context)
     logger.info("%s on %s://%s:%d (%s, %d threads)", name, tls.scheme, host, port,

@@ -161,7 +161,7 @@ def test_tls_flags_are_checked_before_serving(script: str, tmp_path: Path, capsy
     assert not (tmp_path / "state").exists()
 
 
-def test_plain_http_beyond_loopback_needs_insecure_http() -> None:
+def test_plain_http_beyond_loopback_needs_insecure_http(caplog: pytest.LogCaptureFixture) -> None:
     from facepp.errors import UsageError
     from facepp.serving import ServerTLS, is_loopback
 
@@ -169,5 +169,7 @@ def test_plain_http_beyond_loopback_needs_insecure_http() -> None:
                                      "10.0.0.5", "example.org")] == [True] * 5 + [False] * 4
     with pytest.raises(UsageError):
         ServerTLS().check("0.0.0.0")
+    assert ServerTLS().check("127.0.0.1") is None and not caplog.records
     assert ServerTLS(insecure_http=True).check("0.0.0.0") is None
-    assert ServerTLS().check("127.0.0.1") is None
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "plain HTTP on 0.0.0.0 (--insecure-http): tokens, keys and cookies cross the network in the clear")]

@@ -9,6 +9,16 @@ Run by one trusted participant. Writes::
     DIR/participants/NAME/token               this participant's bearer token (mode 0600)
 
 Hand each participant its folder out of band; give the server only ``server/``.
+
+Who keeps what, with the TLS files of ``facepp-federation pki`` (run by the
+federation operator, who keeps the CA key ``ca.key`` offline):
+
+* the parameter server: ``server/`` and its own server certificate and key, plus
+  ``ca.pem`` to verify participants (mutual TLS); never a secret key;
+* each participant: its folder (the shared Paillier secret key and its token),
+  its client certificate and key (CN = its name), and ``ca.pem`` to verify the server;
+* the terminal (matching side): the CKKS secret key in its instance folder and the
+  matcher's CA (``matcher_ca``); the matcher only its own server key.
 """
 
 from __future__ import annotations

@@ -116,7 +116,8 @@ def build_pki_parser() -> argparse.ArgumentParser:
         description="Private CA for TLS between the roles: create DIR/ca.pem and DIR/ca.key (or reuse them), then "
         "DIR/NAME.pem and DIR/NAME.key for each server and client. Keys are written with mode 0600; nothing is "
         "overwritten. Who keeps what: ca.key stays offline with the federation operator; each server gets its own "
-        "NAME.key and the CA it verifies clients with (ca.pem); each participant its client NAME.key and ca.pem.",
+        "NAME.key and the CA it verifies clients with (ca.pem); each participant its client NAME.key and ca.pem; the "
+        "terminal ca.pem as the matcher's pinned CA.",
     )
     parser.add_argument("dir", type=Path, metavar="DIR", help="folder of the CA and the certificates")
     parser.add_argument("--server", action="append", default=[], metavar="NAME=HOST[,HOST...]", type=_server_spec,

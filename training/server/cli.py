@@ -37,10 +37,10 @@ def _serve(args: argparse.Namespace) -> int:
     from training.server.app import create_app
 
     tls = tls_of(args)
-    tls.check(args.host)  # before the state folder is touched
-    app = create_app({"FEDERATION": args.federation, "STATE_DIR": args.state, "RECORD_REQUESTS": args.record_requests,
-                      "CLIENT_CERT_REQUIRED": tls.mutual})
-    return serve(app, name="parameter server", host=args.host, port=args.port, threads=args.threads, tls=tls)
+    config = {"FEDERATION": args.federation, "STATE_DIR": args.state, "RECORD_REQUESTS": args.record_requests,
+              "CLIENT_CERT_REQUIRED": tls.mutual}
+    return serve(lambda: create_app(config), name="parameter server", host=args.host, port=args.port,
+                 threads=args.threads, tls=tls)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

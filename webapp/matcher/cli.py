@@ -81,15 +81,14 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = _config(args, host=args.host, port=args.port, threads=args.threads, tls_cert=args.tls_cert,
                   tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, insecure_http=args.insecure_http)
     tls = cfg.tls
-    tls.check(cfg.host)
-    if args.debug and tls.enabled:
+    if not args.debug:
+        return serve(lambda: create_app(cfg), name="matcher", host=cfg.host, port=cfg.port, threads=cfg.threads, tls=tls)
+    if tls.enabled:
         raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
-    app = create_app(cfg)
-    if args.debug:
-        logger.warning("Flask development server (--debug): not for production")
-        app.run(host=cfg.host, port=cfg.port, debug=True, use_reloader=False)
-        return 0
-    return serve(app, name="matcher", host=cfg.host, port=cfg.port, threads=cfg.threads, tls=tls)
+    tls.check(cfg.host)
+    logger.warning("Flask development server (--debug): not for production")
+    create_app(cfg).run(host=cfg.host, port=cfg.port, debug=True, use_reloader=False)
+    return 0
 
 
 def _create_api_key(args: argparse.Namespace) -> int:

@@ -122,16 +122,16 @@ def _serve(config: TerminalConfig, *, debug: bool) -> int:
     from webapp.terminal.app import create_app  # noqa: PLC0415
 
     tls = config.tls
-    tls.check(config.host)
-    if debug and tls.enabled:
-        raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
     logger.info("settings: %s", config.describe())
-    app = create_app(config)
-    if debug:
-        logger.warning("Flask development server with debugger: never expose it")
-        app.run(host=config.host, port=config.port, debug=True, use_reloader=False)
-        return 0
-    return serve(app, name="terminal", host=config.host, port=config.port, threads=config.threads, tls=tls)
+    if not debug:
+        return serve(lambda: create_app(config), name="terminal", host=config.host, port=config.port,
+                     threads=config.threads, tls=tls)
+    if tls.enabled:
+        raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
+    tls.check(config.host)
+    logger.warning("Flask development server with debugger: never expose it")
+    create_app(config).run(host=config.host, port=config.port, debug=True, use_reloader=False)
+    return 0
 
 
 if __name__ == "__main__":

@@ -144,3 +144,23 @@ def test_gallery_is_bound_to_the_embedder_that_enrolled_it(tmp_path: Path, check
         create_app(offline(tmp_path, model))
     service.db.delete_subject("alice")  # an empty gallery may move to the new embedder
     assert create_app(offline(tmp_path, model)).extensions["terminal"].threshold == pytest.approx(0.5)
+
+
+def test_tls_settings_from_the_file_the_environment_and_flags(tmp_path: Path) -> None:
+    from facepp.errors import UsageError
+
+    file = tmp_path / "terminal.toml"
+    file.write_text('[terminal]\ntls_cert = "t.pem"\ntrusted_proxies = ["10.0.0.5", "172.18.0.0/16"]\n'
+                    'matcher_ca = "ca.pem"\n')
+    cfg = TerminalConfig.load(file=file, env={"FACEPP_TERMINAL_TLS_KEY": "t.key"})
+    assert (cfg.tls.cert, cfg.tls.key, cfg.tls.mutual) == ("t.pem", "t.key", False)
+    assert cfg.trusted_proxies == ("10.0.0.5", "172.18.0.0/16")
+    assert cfg.matcher_tls == {"verify": "ca.pem", "cert": None}
+    env = TerminalConfig.load(env={"FACEPP_TERMINAL_TRUSTED_PROXIES": "10.0.0.5, 10.0.0.6"})
+    assert env.trusted_proxies == ("10.0.0.5", "10.0.0.6") and env.matcher_tls == {"verify": True, "cert": None}
+    with pytest.raises(ConfigError, match="trusted proxy 'proxy.example' is not an IP address or network"):
+        TerminalConfig.load(env={}, overrides={"trusted_proxies": ("proxy.example",)})
+    with pytest.raises(UsageError, match="--matcher-client-cert and --matcher-client-key go together"):
+        _ = TerminalConfig.load(env={}, overrides={"matcher_client_cert": "c.pem"}).matcher_tls
+    with pytest.raises(UsageError, match="--tls-client-ca .* needs --tls-cert"):
+        _ = TerminalConfig.load(env={}, overrides={"tls_client_ca": "ca.pem"}).tls
