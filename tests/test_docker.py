@@ -152,3 +152,15 @@ def test_the_images_run_as_an_unprivileged_user_and_the_build_context_leaves_dat
     assert "USER postgres" in (ROOT / "docker" / "postgres.Dockerfile").read_text()
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".cache", "out", "data", ".git"} <= set(ignored)
+
+
+def test_each_image_is_built_once_and_never_pulled() -> None:
+    services = _compose()["services"]
+    builders: dict[str, list[str]] = {}
+    for name, service in services.items():
+        if "build" in service:
+            builders.setdefault(service["image"], []).append(name)
+        else:
+            assert service.get("pull_policy") == "never", name
+    assert all(len(names) == 1 for names in builders.values()), builders
+    assert {s["image"] for s in services.values()} == set(builders)
