@@ -2,33 +2,44 @@
 # Install facepp into .venv/ at the repository root, offline-safe except for the
 # package registries. Idempotent: a second run reuses the cached Pyfhel wheel.
 # On failure the half-built environment is removed, never left behind.
+#
+#   scripts/install.sh               what `make demo` needs: the build tools of Pyfhel, then .venv/
+#   scripts/install.sh --test-tools  what only the tests add: Chromium (browser test) and PostgreSQL
+#                                    (matcher storage test); without root it names them and goes on
+#                                    (those tests skip, saying why)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 WHEELS="$ROOT/.cache/wheels"
 PYTHON=${PYTHON:-python3}
-PYFHEL_VERSION=3.5.0
-# Pyfhel build deps; Chromium for the browser tests; PostgreSQL for the matcher storage tests.
-SYSTEM_PACKAGES=(libmsgsl-dev zlib1g-dev libzstd-dev chromium postgresql)
+# A C++ compiler, the Python headers and venv (a stock Debian 12 lacks them), and SEAL's
+# GSL/zlib/zstd, to build Pyfhel from source (scripts/build-pyfhel.sh).
+BUILD_PACKAGES=(g++ make python3-dev python3-venv libmsgsl-dev zlib1g-dev libzstd-dev)
+TEST_PACKAGES=(chromium postgresql)
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
 missing_system_packages() {
   local pkg
-  for pkg in "${SYSTEM_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || printf '%s\n' "$pkg"
   done
 }
 
+# ensure_system_packages required|optional PACKAGE...: install what is missing as root;
+# otherwise name it, then stop (required) or go on (optional).
 ensure_system_packages() {
-  command -v dpkg-query >/dev/null || { log "not a Debian system: install ${SYSTEM_PACKAGES[*]} yourself"; return; }
+  local need=$1
+  shift
+  command -v dpkg-query >/dev/null || { log "not a Debian system: make sure $* are installed"; return; }
   local missing
-  missing=$(missing_system_packages | tr '\n' ' ')
+  missing=$(missing_system_packages "$@" | tr '\n' ' ')
   [ -z "$missing" ] && return
   if [ "$(id -u)" -ne 0 ]; then
     log "missing system packages: $missing"
     log "run: sudo apt-get install -y $missing   then re-run this command"
+    [ "$need" = optional ] && { log "going on without them: the tests that need them skip"; return; }
     exit 1
   fi
   log "installing system packages: $missing"
@@ -37,24 +48,11 @@ ensure_system_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 }
 
-build_pyfhel_wheel() {
-  if ls "$WHEELS"/pyfhel-"$PYFHEL_VERSION"-*.whl >/dev/null 2>&1; then
-    log "reusing cached Pyfhel wheel in .cache/wheels"
-    return
-  fi
-  log "building Pyfhel $PYFHEL_VERSION from source against system GSL/zlib/zstd (~3 min)"
-  local tmp
-  tmp=$(mktemp -d)
-  # --no-cache-dir: pip's own wheel cache may hold a Pyfhel built with other flags.
-  CMAKE_TOOLCHAIN_FILE="$ROOT/scripts/seal-offline.cmake" \
-  LDFLAGS="-Wl,--no-as-needed -lz -lzstd" \
-    "$VENV/bin/pip" wheel --no-cache-dir --no-deps --no-binary pyfhel \
-      "pyfhel==$PYFHEL_VERSION" -w "$tmp" >"$tmp/build.log" 2>&1 \
-    || { tail -40 "$tmp/build.log" >&2; log "Pyfhel build failed (log above)"; exit 1; }
-  mkdir -p "$WHEELS"
-  mv "$tmp"/pyfhel-*.whl "$WHEELS"/
-  rm -rf "$tmp"
-}
+if [ "${1:-}" = --test-tools ]; then
+  ensure_system_packages optional "${TEST_PACKAGES[@]}"
+  exit 0
+fi
+[ $# -eq 0 ] || { log "usage: scripts/install.sh [--test-tools]"; exit 2; }
 
 cleanup_on_failure() {
   local rc=$?
@@ -65,7 +63,7 @@ cleanup_on_failure() {
   exit $rc
 }
 
-ensure_system_packages
+ensure_system_packages required "${BUILD_PACKAGES[@]}"
 CREATED_VENV=0
 if [ ! -x "$VENV/bin/python" ]; then
   CREATED_VENV=1
@@ -75,7 +73,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
 fi
 rm -f "$VENV/.facepp-installed"
-build_pyfhel_wheel
+bash "$ROOT/scripts/build-pyfhel.sh" "$VENV/bin/pip" "$WHEELS"
 log "installing facepp and its dependencies"
 "$VENV/bin/pip" install -q --find-links "$WHEELS" -e ".[dev]"
 "$VENV/bin/python" - <<'PY'

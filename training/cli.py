@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quorum", type=int, help="uploads that close a round at its deadline (default: a majority)")
     parser.add_argument("--round-timeout", type=float, default=3600.0, help="seconds before a round may close with a quorum")
     parser.add_argument("--key-bits", type=int, default=2048, choices=(2048, 3072), help="Paillier modulus size")
-    parser.add_argument("--partition", default="iid", choices=("iid", "skewed"), help="how a shared dataset is split (simulations)")
+    parser.add_argument("--partition", default="own", choices=("own", "iid", "skewed"),
+                        help="own (default): every participant trains on its whole --data folder; iid, skewed: every "
+                             "participant is given the same dataset and trains on its share of it (simulations)")
     parser.add_argument("--local-epochs", type=int, default=1, help="local epochs per round")
     parser.add_argument("--sample-scale", type=float, default=10000.0,
                         help="public upper bound on any participant's sample count (FedAvg weights n/scale stay <= 1)")

@@ -8,6 +8,8 @@ training uses every identity outside those pairs and evaluation uses the pairs;
 in any other folder the first 75% of identities in natural order train (ORL:
 s1-s30) and all pairs of the rest (s31-s40) evaluate. Training identities are
 then partitioned across participants (``iid``, or ``skewed`` = Dirichlet(0.5)).
+With ``own`` (a real federation) there is nothing to split: every participant
+trains on every identity of its own folder.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from facepp.vision.align import PreprocessConfig, preset_for
 from facepp.vision.cache import dataset_crops
 from training.participant.privacy import DPConfig
 
-PARTITIONS = {"iid": "iid", "skewed": "dirichlet"}
+#: How participants pick their identities: ``own`` = all of their own folder; the others split
+#: one shared dataset (simulations) with :func:`facepp.data.splits.partition_identities`.
+PARTITIONS = {"own": None, "iid": "iid", "skewed": "dirichlet"}
 LFW_TEST_PAIRS = "pairsDevTest.txt"
 
 
@@ -95,6 +99,8 @@ class DataSplit:
 def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
     """The training partitions and evaluation set of a dataset folder (see module docstring)."""
     dataset = load_dataset(root)
+    if spec.partition == "own":
+        return DataSplit(dataset, [dataset.identities] * len(spec.participants), None, ())
     pairs_file: Path | None = dataset.root / LFW_TEST_PAIRS
     if pairs_file is not None and pairs_file.is_file():
         held_out = identities_in_pairs(read_pairs(pairs_file, dataset.root, check_exists=False))
@@ -104,7 +110,7 @@ def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
         cut = max(1, round(0.75 * len(dataset.identities)))
         train_ids, eval_ids = list(dataset.identities[:cut]), dataset.identities[cut:]
         pairs_file = None
-    partitions = partition_identities(train_ids, len(spec.participants), scheme=PARTITIONS[spec.partition],
+    partitions = partition_identities(train_ids, len(spec.participants), scheme=str(PARTITIONS[spec.partition]),
                                       rng=np.random.default_rng(spec.seed), min_identities=2)  # a margin head needs 2
     return DataSplit(dataset, partitions, pairs_file, eval_ids)
 

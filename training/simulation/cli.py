@@ -73,3 +73,31 @@ SIMULATE = Command(
     add_simulate_arguments,
     run_simulate,
 )
+
+
+def add_partition_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="dataset folder (default $FACEPP_DATA/orl)")
+    parser.add_argument("--out", type=Path, required=True, help="new or empty folder for the per-organisation folders")
+    parser.add_argument("--participants", required=True, help="comma-separated participant names, e.g. org1,org2,org3")
+    parser.add_argument("--partition", default="iid", choices=("iid", "skewed"), help="identity partition (default iid)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_partition(args: argparse.Namespace) -> int:
+    from facepp.data import data_root
+    from training.simulation.partition import partition_dataset
+
+    names = [n.strip() for n in args.participants.split(",") if n.strip()]
+    counts = partition_dataset(args.data or data_root("orl"), args.out, names, partition=args.partition, seed=args.seed)
+    for name, images in counts.items():
+        print(f"{args.out / name}: {images} images")  # noqa: T201 - CLI output
+    return 0
+
+
+PARTITION = Command(
+    "partition",
+    "copy each participant's share of one dataset (as facepp simulate splits it) into its own folder, and the "
+    "held-out identities into held-out/, for federations whose participants train on their own folder",
+    add_partition_arguments,
+    run_partition,
+)
