@@ -195,7 +195,7 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
                         "--keep-contributions", str(workdir / "audit" / name),
                         *(["--dp-noise-seed", str(_dp_noise_seed(spec, names.index(name)))] if spec.dp else [])),
                 stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT, env=env))
-        status = _follow(url, config.rounds, participants)
+        status = _follow(url, fed.operator_token.read_text(), config.rounds, participants)
     finally:
         for p in participants:
             if p.poll() is None:
@@ -299,13 +299,15 @@ def _wait_for(url: str, server: subprocess.Popen[bytes], logs: Path) -> None:
     raise SimulationError(f"the parameter server did not start within 60 s; see {logs / 'server.log'}")
 
 
-def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+def _follow(url: str, operator_token: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     """Show a progress bar over rounds until every participant has exited; return the final status."""
     bar = tqdm(total=rounds, desc="encrypted federation", unit="round", mininterval=5)
     status: dict[str, Any] = {}
     shown: tuple[int, int] | None = None
     while True:
-        status = requests.get(url + "/status.json", timeout=10).json()
+        response = requests.get(url + "/status.json", headers={"Authorization": f"Bearer {operator_token}"}, timeout=10)
+        response.raise_for_status()
+        status = response.json()
         done = sum(1 for r in status["rounds"] if r["closed_at"] is not None)
         if (done, status["uploads"]) != shown:
             shown = (done, status["uploads"])
@@ -313,6 +315,6 @@ def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) 
             bar.set_postfix(uploads=f"{status['uploads']}/{status['participants']}")
         if all(p.poll() is not None for p in participants):
             break
-        time.sleep(0.5)
+        time.sleep(1.0)  # well under the status pages' rate limit
     bar.close()
     return status
