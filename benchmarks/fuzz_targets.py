@@ -186,6 +186,18 @@ def json_documents(sample: dict[str, Any]) -> st.SearchStrategy[bytes]:
 # -- in-process parser targets ---------------------------------------------------------------------
 
 
+def paillier_samples(secret_key: Any, plan: Any) -> list[bytes]:
+    """Valid uploads of two lengths, and one that parses but whose aggregate a participant refuses."""
+    import numpy as np
+
+    from facepp.crypto.paillier.secret_cipher import VectorCipher
+
+    with VectorCipher(secret_key, plan.packing, workers=1) as cipher:
+        samples = [cipher.encrypt(plan.contribution(np.full(n, 0.25), 5)).to_bytes() for n in (3, 80)]
+        samples.append(cipher.encrypt(np.full(4, -plan.packing.clip)).to_bytes())
+    return samples
+
+
 def paillier_target(secret_key: Any, samples: Sequence[bytes], plan: Any) -> Target:
     """The Paillier wire format as the server parses an upload, then as a participant decrypts and checks it."""
     from facepp.crypto.paillier.encrypted_vector import _HEADER, MAGIC, EncryptedVector
@@ -209,6 +221,21 @@ def paillier_target(secret_key: Any, samples: Sequence[bytes], plan: Any) -> Tar
                 plan.average(cipher.decrypt(vector))
 
     return Target("paillier_wire", st.one_of(mutated(samples), header), parser_check(parse))
+
+
+def ckks_samples(holder: Any, dim: int) -> tuple[Any, dict[str, bytes]]:
+    """A matcher-side public context of ``holder`` and a valid probe (both levels), template and scores message."""
+    import numpy as np
+
+    from facepp.crypto.ckks.matcher import CkksMatcher
+
+    x = np.random.default_rng(0).normal(size=(2, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    matcher = CkksMatcher.from_public_bundle(holder.export_public_bundle(), dim=dim)
+    matcher.add("s1", holder.encrypt_template(x[0]))
+    probe = holder.encrypt_probe(x[1])
+    return matcher.context, {"probe": probe, "probe-identify": holder.encrypt_probe(x[1], verification=False),
+                             "template": holder.encrypt_template(x[1]), "scores": matcher.score_all(probe)}
 
 
 def ckks_target(context: Any, samples: dict[str, bytes], dim: int) -> Target:
@@ -240,11 +267,43 @@ def federation_bodies_target() -> Target:
         lambda pair: parse_metrics(pair[1]) if pair[0] == "metrics" else RoundStatus.from_json(pair[1])))
 
 
+def image_samples() -> list[bytes]:
+    """Small valid images in every accepted container, plus a decompression-bomb header."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(12, 10, 3), dtype=np.uint8)
+    samples = []
+    for fmt, mode in (("JPEG", "RGB"), ("PNG", "RGB"), ("PPM", "L"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"),
+                      ("WEBP", "RGB"), ("PNG", "I;16")):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).convert(mode).save(buffer, format=fmt)
+        samples.append(buffer.getvalue())
+    samples.append(b"P5\n60000 60000\n255\n" + bytes(64))  # header of a 3.6-gigapixel PGM
+    return samples
+
+
 def image_target(samples: Sequence[bytes]) -> Target:
     """The one image decoder every role uses for files and uploads."""
     from facepp.data.images import decode_image_bytes
 
     return Target("image_decoder", mutated(samples), parser_check(decode_image_bytes))
+
+
+def settings_samples() -> dict[str, bytes]:
+    """A valid file of each kind."""
+    from training.participant.spec import TrainingSpec
+
+    federation = {"public_key": "public_key.json", "participants": {"a": "0" * 64, "b": "1" * 64}, "total_rounds": 2,
+                  "quorum": 2, "round_timeout_s": 60.0, "operator": "2" * 64}
+    return {
+        "matcher": b'[matcher]\ndb = "sqlite:///m.db"\nport = 8600\nthreads = 4\nauto_migrate = true\n',
+        "terminal": b'[terminal]\nmatcher_url = "http://127.0.0.1:8600"\nport = 8700\nscore_decimals = 3\n',
+        "federation": json.dumps(federation).encode(),
+        "training": TrainingSpec(total_rounds=2, participants=("a", "b")).to_json().encode(),
+    }
 
 
 def settings_target(samples: dict[str, bytes]) -> Target:
@@ -329,14 +388,21 @@ def http_check(base_url: str, snapshot: Callable[[], str], *, timeout: float = 6
 
 def sqlite_snapshot(path: Path, *, skip: Callable[[str], str | None] = lambda table: None) -> str:
     """SHA-256 over every row of every table (read only); ``skip(table)`` may return a WHERE clause to leave rows out."""
+    def row_digest(table: str, row: tuple[Any, ...]) -> bytes:
+        h = hashlib.sha256(table.encode())
+        for value in row:
+            h.update(bytes(value) if isinstance(value, (bytes, memoryview)) else repr(value).encode())
+            h.update(b"\0")
+        return h.digest()
+
     digest = hashlib.sha256()
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         for table in tables:
             where = skip(table)
             query = f'SELECT * FROM "{table}"' + (f" WHERE {where}" if where else "")
-            for row in sorted(db.execute(query).fetchall(), key=repr):
-                digest.update(repr((table, row)).encode())
+            for row in sorted(row_digest(table, row) for row in db.execute(query)):
+                digest.update(row)
     return digest.hexdigest()
 
 
