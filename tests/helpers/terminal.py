@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 import requests
 from flask import Flask
+from PIL import Image
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
@@ -47,6 +50,28 @@ class ServerThread:
 def orl_file(orl: Path, subject: int, image: int) -> Path:
     """The path of ORL image ``image`` of subject ``s<subject>``."""
     return orl / f"s{subject}" / f"{image}.pgm"
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    """``pixels`` encoded as a JPEG file (quality 90)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of a terminal page's form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def login(session: requests.Session, url: str) -> None:
+    """Log the test operator in on ``session`` (through the login form)."""
+    token = csrf_token(session.get(f"{url}/login", timeout=30).text)
+    r = session.post(f"{url}/login", data={"csrf_token": token, "username": OPERATOR[0], "password": OPERATOR[1]},
+                     timeout=30)
+    assert r.status_code == 200 and "Log out" in r.text, r.text[:500]
 
 
 def template(embedder: Embedder, paths: list[Path]) -> np.ndarray:

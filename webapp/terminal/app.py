@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 from flask_wtf.csrf import CSRFProtect
 
 from facepp.errors import FaceppError
@@ -120,6 +122,7 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_error_handler(Exception, _unhandled_error)
     csrf.exempt(api.bp)  # bearer-token API: no cookies, so no CSRF
     _rate_limit(app, limiter, {
         "auth.login": (cfg.login_rate_limit, ["POST"]),
@@ -174,6 +177,24 @@ def _security_headers(response: Response) -> Response:
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
+
+
+def error_page(status: int) -> tuple[str, int]:
+    """The bare error page: the status and a link to the login, no data (what anonymous callers get)."""
+    return render_template("error.html", status=status, reason=HTTP_STATUS_CODES.get(status, "Error")), status
+
+
+def _unhandled_error(exc: Exception) -> Any:
+    """Errors no blueprint handles (unrouted URLs, static files, failures in login): JSON under ``/api``, else
+    the bare :func:`error_page`."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        from webapp.terminal.api import json_error  # noqa: PLC0415
+
+        return json_error(exc)
+    if not isinstance(exc, HTTPException):
+        logger.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+        exc = InternalServerError()
+    return error_page(exc.code or 500)
 
 
 def terminal_service() -> TerminalService:

@@ -16,18 +16,12 @@ import requests
 from PIL import Image
 
 from facepp.data.images import read_image
-from tests.helpers.terminal import OPERATOR, Stack, orl_file
+from tests.helpers.terminal import OPERATOR, Stack, csrf_token, jpeg, login, orl_file
 
 
 def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
@@ -196,18 +190,6 @@ def test_other_bad_requests(stack: Stack, face_jpeg: bytes, alice: str) -> None:
 
 
 # -- forms: CSRF, login, rate limits, headers ---------------------------------------------------
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(session: requests.Session, url: str) -> None:
-    token = csrf_token(session.get(f"{url}/login", timeout=30).text)
-    r = session.post(f"{url}/login", data={"csrf_token": token, "username": OPERATOR[0], "password": OPERATOR[1]}, timeout=30)
-    assert r.status_code == 200 and "Log out" in r.text, r.text[:500]
 
 
 def test_form_post_without_csrf_token_refused(stack: Stack, face_jpeg: bytes) -> None:
