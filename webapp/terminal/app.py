@@ -59,10 +59,15 @@ SECURITY_HEADERS: dict[str, str] = {
 
 
 class OperatorUser(UserMixin):
-    """The flask-login view of an operator."""
+    """The flask-login view of an operator in one login session.
 
-    def __init__(self, operator: Operator) -> None:
-        self.id = str(operator.id)
+    Its id is the session's random id (what the signed cookie carries): every request
+    looks it up in the database, so a session ended by logout or expiry is gone for
+    every copy of the cookie.
+    """
+
+    def __init__(self, operator: Operator, session_id: str) -> None:
+        self.id = session_id
         self.username = operator.username
 
 
@@ -108,12 +113,12 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=cfg.secure_cookies,
         REMEMBER_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=8 * 3600,
-        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        PERMANENT_SESSION_LIFETIME=cfg.session_lifetime,
+        WTF_CSRF_TIME_LIMIT=cfg.session_lifetime,
     )
 
     csrf = CSRFProtect(app)
-    _init_login(app, database)
+    _init_login(app, database, cfg)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
     app.extensions["terminal_limiter"] = limiter
 
@@ -149,18 +154,17 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     return app
 
 
-def _init_login(app: Flask, database: Database) -> None:
+def _init_login(app: Flask, database: Database, cfg: TerminalConfig) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.login_message = "Please log in."
     manager.session_protection = "strong"
 
     @manager.user_loader
-    def load_user(user_id: str) -> OperatorUser | None:
-        if not user_id.isdigit():
-            return None
-        operator = database.operator(int(user_id))
-        return OperatorUser(operator) if operator else None
+    def load_user(session_id: str) -> OperatorUser | None:
+        operator = database.session_operator(session_id, idle_timeout=cfg.session_idle_timeout,
+                                             lifetime=cfg.session_lifetime)
+        return OperatorUser(operator, session_id) if operator else None
 
 
 def _rate_limit(app: Flask, limiter: Limiter, limits: dict[str, tuple[str, list[str] | None]]) -> None:

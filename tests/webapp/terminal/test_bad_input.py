@@ -277,6 +277,6 @@ def test_terminal_db_holds_names_only(stack: Stack, alice: str) -> None:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         settings = dict(db.execute("SELECT key, value FROM settings"))
     assert columns == {"id", "name", "opaque_id", "enrolled_at", "images", "enrolled_by"}
-    assert tables == {"subjects", "operators", "settings"}
+    assert tables == {"subjects", "operators", "operator_sessions", "settings"}
     # The one setting is the embedder's fingerprint: a hash of the model, nothing about a person.
     assert list(settings) == ["embedder"] and re.fullmatch(r"[0-9a-f]{64}", settings["embedder"])
