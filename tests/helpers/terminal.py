@@ -16,6 +16,7 @@ from PIL import Image
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
+from webapp.matcher.client import MatcherClient
 
 API_TOKEN = "test-terminal-token-0123456789"
 OPERATOR = ("operator", "correct horse battery")
@@ -101,9 +102,19 @@ class Stack:
         headers = {**self.auth, **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.terminal_url}/api{path}", headers=headers, timeout=300, **kwargs)
 
+    def matcher_admin(self) -> MatcherClient:
+        """A client of the matcher with an ``admin`` key (the terminal's key may not list subject ids)."""
+        from webapp.matcher.api import EXTENSION
+        from webapp.matcher.auth import Scope, create_api_key
+
+        store = self.matcher_app.extensions[EXTENSION].store
+        names = {row["name"] for row in store.api_keys()}
+        key = create_api_key(store, f"admin-{len(names)}", {Scope.ADMIN})
+        return MatcherClient(self.matcher_url, key, timeout=60)
+
 
 def start_matcher(folder: Path) -> tuple[Flask, ServerThread, str]:
-    """A matcher app on a temp SQLite database, with a fresh API key for the terminal."""
+    """A matcher app on a temp SQLite database, with a fresh API key for the terminal (scopes score and enrol)."""
     from webapp.matcher.api import EXTENSION
     from webapp.matcher.app import create_app as create_matcher
     from webapp.matcher.auth import create_api_key

@@ -165,7 +165,7 @@ def test_sql_looking_id_is_stored_verbatim_and_harmless(stack: Stack, face_jpeg:
     # The matcher only ever saw the opaque id.
     service = stack.terminal_app.extensions["terminal"]
     assert re.fullmatch(r"[0-9a-f]{32}", service.opaque_id(name))
-    assert service.opaque_id(name) in service.client.subjects()
+    assert service.opaque_id(name) in stack.matcher_admin().subjects()
     assert stack.api("DELETE", f"/subjects/{name}").status_code == 200
 
 
