@@ -122,13 +122,17 @@ class MatcherClient:
         except MatcherError:
             return False
 
-    def register_bundle(self, bundle: bytes, *, dim: int) -> dict[str, Any]:
+    def register_bundle(self, bundle: bytes, *, dim: int, replace: bool = False) -> dict[str, Any]:
         """PUT the public bundle (idempotent); returns ``{"fingerprint", "dim"}``.
 
+        Args:
+            replace: replace another registered bundle (needs an ``admin`` key and an empty gallery).
+
         Raises:
-            ConflictError: the matcher holds a non-empty gallery under another key.
+            ConflictError: another bundle is registered (pinned), or ``replace`` and the gallery is not empty.
         """
-        return self._json("PUT", "/bundle", data=bundle, params={"dim": dim})
+        params: dict[str, Any] = {"dim": dim, **({"replace": "true"} if replace else {})}
+        return self._json("PUT", "/bundle", data=bundle, params=params)
 
     def bundle(self) -> dict[str, Any] | None:
         """The registered bundle's ``{"fingerprint", "dim"}``, or ``None``."""
