@@ -451,8 +451,9 @@ def federation_http_target(base_url: str, state_dir: Path, tokens: dict[str, str
     return Target("federation_http", st.one_of(uploads, metrics, other), http_check(base_url, snapshot))
 
 
-def matcher_http_target(base_url: str, db_path: Path, api_key: str, samples: dict[str, bytes], dim: int) -> Target:
-    """A live matcher: every route with a valid key, wrong or no keys, mutated CKKS bodies, odd ids and dims.
+def matcher_http_target(base_url: str, db_path: Path, api_keys: Sequence[str], samples: dict[str, bytes], dim: int) -> Target:
+    """A live matcher: every route with valid keys (give one per scope set), wrong or no keys, mutated CKKS
+    bodies, odd ids and dims.
 
     The audit log is left out of the state: a refusal of an authenticated request is audited on purpose.
     """
@@ -460,7 +461,8 @@ def matcher_http_target(base_url: str, db_path: Path, api_key: str, samples: dic
                     st.text(max_size=8).map(lambda t: requests.utils.quote(t, safe="")))
     body = mutated(list(samples.values()))
     routes = st.one_of(
-        st.builds(lambda d: ("PUT", f"/api/v1/bundle?dim={d}"), st.sampled_from(["", str(dim), "7", "-1", "4096", "x" * 5])),
+        st.builds(lambda d, r: ("PUT", f"/api/v1/bundle?dim={d}{r}"), st.sampled_from(["", str(dim), "7", "-1", "4096", "x" * 5]),
+                  st.sampled_from(["", "&replace=true", "&replace=1", "&replace=x"])),
         st.just(("GET", "/api/v1/bundle")), st.just(("GET", "/api/v1/subjects")),
         st.builds(lambda m, i: (m, f"/api/v1/subjects/{i}"), st.sampled_from(["POST", "PUT", "DELETE", "GET"]), ids),
         st.builds(lambda i: ("POST", f"/api/v1/subjects/{i}/score"), ids),
@@ -468,7 +470,8 @@ def matcher_http_target(base_url: str, db_path: Path, api_key: str, samples: dic
         st.builds(lambda m, i: (m, f"/api/v1/blocks/{i}"), st.sampled_from(["GET", "PUT"]), st.sampled_from(["0", "1", "-1", "99", "x"])),
         st.builds(lambda p: ("GET", p), st.sampled_from(["/", "/api/v1/", "/api/v1/health", "/api/v2/subjects"])),
     )
-    auth = st.one_of(st.just({"Authorization": f"Bearer {api_key}"}), auth_headers([api_key]))
+    valid = [{"Authorization": f"Bearer {key}"} for key in api_keys]
+    auth = st.one_of(st.sampled_from(valid), st.sampled_from(valid), auth_headers(api_keys))
     inputs = st.builds(lambda route, headers, data: HttpRequest(route[0], route[1], headers, data), routes, auth, body)
     snapshot = lambda: sqlite_snapshot(db_path, skip=lambda t: "0" if t == "audit_log" else None)  # noqa: E731
     return Target("matcher_http", inputs, http_check(base_url, snapshot))

@@ -11,6 +11,7 @@ import numpy as np
 from benchmarks.fuzz_targets import assert_robust, matcher_http_target
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.helpers.matcher import DIM, MatcherServer
+from webapp.matcher.auth import Scope, create_api_key
 
 
 def test_matcher_api(registered: MatcherServer, key_holder: CkksKeyHolder, embeddings: np.ndarray, tmp_path: Path) -> None:
@@ -20,5 +21,6 @@ def test_matcher_api(registered: MatcherServer, key_holder: CkksKeyHolder, embed
     samples = {"bundle": key_holder.export_public_bundle(), "template": key_holder.encrypt_template(embeddings[2]),
                "probe": key_holder.encrypt_probe(embeddings[0]),
                "identify": key_holder.encrypt_probe(embeddings[0], verification=False), "block": client.get_block(0)}
-    target = matcher_http_target(registered.base_url, tmp_path / "matcher.db", registered.api_key, samples, DIM)
+    admin = create_api_key(registered.store(), "fuzz-admin", set(Scope))
+    target = matcher_http_target(registered.base_url, tmp_path / "matcher.db", [registered.api_key, admin], samples, DIM)
     assert_robust(target, max_examples=80)
