@@ -111,6 +111,16 @@ class MatcherServer:
         return self.app.extensions[EXTENSION]
 
 
+def alice_and_bob(db: str, key_holder: Any, embeddings: Any) -> MatcherServer:
+    """A started matcher on ``db`` with the key holder's bundle and two subjects, ``alice`` and ``bob``."""
+    running = MatcherServer(db).start()
+    client = running.client()
+    client.register_bundle(key_holder.export_public_bundle(), dim=DIM)
+    client.enrol("alice", key_holder.encrypt_template(embeddings[0]))
+    client.enrol("bob", key_holder.encrypt_template(embeddings[1]))
+    return running
+
+
 def raw_request(server: MatcherServer, method: str, path: str, body: bytes = b"",
                 api_key: str | None = "default", headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """Send ``path`` exactly as given (no client-side normalisation) and return (status, JSON body)."""

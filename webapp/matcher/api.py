@@ -96,6 +96,11 @@ def _audit_subject(subject_id: str) -> str:
     return subject_id
 
 
+def _operation() -> str:
+    """The current route's name, as audited (``enrol``, ``verify``, ...)."""
+    return (request.endpoint or "").rpartition(".")[2]
+
+
 def _octets(data: bytes) -> Response:
     return Response(data, mimetype=OCTET_STREAM)
 
@@ -113,7 +118,7 @@ def _before() -> None:
         return
     client = authenticate(state().store, request.headers.get("Authorization"))
     g.client = client  # from here on, the answer is audited
-    operation = (request.endpoint or "").rpartition(".")[2]
+    operation = _operation()
     client.require(policy.scopes, operation)
     if policy.body and request.content_length is None:
         raise LengthRequired(f"{operation} needs a Content-Length header (bodies are bounded before they are read)")
@@ -127,7 +132,7 @@ def _after(response: Response) -> Response:
     client: ApiClient | None = g.get("client")
     if client is not None:
         outcome = "ok" if response.status_code < 400 else g.get("error_code", str(response.status_code))
-        operation = (request.endpoint or "").rpartition(".")[2]
+        operation = _operation()
         try:
             state().store.audit(client=client.name, operation=operation, subject_id=g.get("audit_subject"),
                                 outcome=outcome)

@@ -235,5 +235,7 @@ def _error_of(response: requests.Response, what: str) -> FaceppError:
         return ConflictError(message)
     if response.status_code == 401:
         message = "the matcher rejected the API key (check the configured matcher API key)"
+    if response.status_code == 403:
+        message = f"the matcher API key lacks the scope for this call ({message})"
     return MatcherError(f"matcher refused {what}: {response.status_code} {code}: {message}",
                         matcher_code=code, matcher_status=response.status_code)

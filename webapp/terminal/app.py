@@ -17,9 +17,9 @@ from flask import Flask, Response, current_app, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
-from flask_wtf.csrf import CSRFProtect
 
 from facepp.errors import FaceppError
 from facepp.model.embedder import Embedder

@@ -168,11 +168,6 @@ class Database:
         logger.info("created operator %s", username)
         return operator
 
-    def operator(self, operator_id: int) -> Operator | None:
-        """The operator with this primary key, or None."""
-        with self.session() as s:
-            return s.get(Operator, operator_id)
-
     def authenticate(self, username: str, password: str) -> Operator | None:
         """The operator when the password matches, else None (constant work either way)."""
         with self.session() as s:

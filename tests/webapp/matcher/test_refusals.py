@@ -13,7 +13,7 @@ from facepp.crypto.ckks.params import CkksParams
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.crypto.ckks.sizes import message_bytes
 from facepp.crypto.ckks.wire import Kind
-from tests.helpers.matcher import DIM, MatcherServer, raw_request, snapshot
+from tests.helpers.matcher import DIM, MatcherServer, alice_and_bob, raw_request, snapshot
 
 PARAMS = CkksParams()
 
@@ -39,12 +39,7 @@ Body = Callable[[Keys], bytes]
 def server(tmp_path_factory: pytest.TempPathFactory, key_holder: CkksKeyHolder,
            embeddings: np.ndarray) -> Iterator[MatcherServer]:
     """A matcher with two enrolled subjects (``alice``, ``bob``); refusals must leave it unchanged."""
-    db = tmp_path_factory.mktemp("refusals") / "matcher.db"
-    running = MatcherServer(f"sqlite:///{db}").start()
-    client = running.client()
-    client.register_bundle(key_holder.export_public_bundle(), dim=DIM)
-    client.enrol("alice", key_holder.encrypt_template(embeddings[0]))
-    client.enrol("bob", key_holder.encrypt_template(embeddings[1]))
+    running = alice_and_bob(f"sqlite:///{tmp_path_factory.mktemp('refusals') / 'matcher.db'}", key_holder, embeddings)
     yield running
     running.stop()
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
-from tests.helpers.matcher import DIM, MatcherServer, raw_request, snapshot
+from tests.helpers.matcher import DIM, MatcherServer, alice_and_bob, raw_request, snapshot
 from webapp.matcher.auth import Scope, authenticate, create_api_key, hash_api_key
 from webapp.matcher.db import make_engine, upgrade
 from webapp.matcher.models import utcnow
@@ -43,12 +43,7 @@ CASES = [(scope, *request) for scope, requests in FORBIDDEN.items() for request 
 def server(tmp_path_factory: pytest.TempPathFactory, key_holder: CkksKeyHolder,
            embeddings: np.ndarray) -> Iterator[MatcherServer]:
     """A matcher holding ``alice`` and ``bob``, with one key per scope (named after it)."""
-    db = tmp_path_factory.mktemp("scopes") / "matcher.db"
-    running = MatcherServer(f"sqlite:///{db}").start()
-    client = running.client()
-    client.register_bundle(key_holder.export_public_bundle(), dim=DIM)
-    client.enrol("alice", key_holder.encrypt_template(embeddings[0]))
-    client.enrol("bob", key_holder.encrypt_template(embeddings[1]))
+    running = alice_and_bob(f"sqlite:///{tmp_path_factory.mktemp('scopes') / 'matcher.db'}", key_holder, embeddings)
     running.scoped = {scope: create_api_key(running.store(), scope.value, {scope}) for scope in Scope}  # type: ignore[attr-defined]
     yield running
     running.stop()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable
-
 import requests
 
 from tests.helpers.terminal import Stack, csrf_token, login
@@ -50,26 +48,53 @@ def test_cookie_replayed_after_logout_is_refused(stack: Stack, orl) -> None:  # 
     assert logged_in(other_tab, stack)
 
 
-def test_idle_timeout_and_lifetime(make_stack: Callable[..., Stack]) -> None:
-    short = make_stack(session_idle_timeout=2, session_lifetime=4)
-    active, idle = requests.Session(), requests.Session()
-    login(active, short.terminal_url)
-    login(idle, short.terminal_url)
-    started = time.monotonic()
-    while time.monotonic() - started < 3.0:  # used every 0.5 s: the idle timeout never strikes
-        assert logged_in(active, short)
-        time.sleep(0.5)
-    assert not logged_in(idle, short), "3 s without a request, idle timeout 2 s"
-    time.sleep(max(0.0, 4.5 - (time.monotonic() - started)))
-    assert not logged_in(active, short), "past the 4 s lifetime however active"
+def session_id(session: requests.Session, stack: Stack) -> str:
+    """The login session id carried by ``session``'s signed cookie."""
+    app = stack.terminal_app
+    return str(app.session_interface.get_signing_serializer(app).loads(session.cookies["facepp_terminal"])["_user_id"])
+
+
+def session_hash(session: requests.Session, stack: Stack) -> str:
+    """The SHA-256 under which the terminal stores that login session."""
+    return hashlib.sha256(session_id(session, stack).encode()).hexdigest()
+
+
+def backdate(stack: Stack, session: requests.Session, *, idle: float, age: float) -> None:
+    """Make ``session`` look ``idle`` seconds unused and ``age`` seconds old (instead of sleeping that long)."""
+    now = time.time()
+    with sqlite3.connect(stack.instance_dir / "terminal.db") as db:
+        db.execute("UPDATE operator_sessions SET last_seen = ?, started = ? WHERE id_hash = ?",
+                   (now - idle, now - age, session_hash(session, stack)))
+
+
+def test_idle_timeout_and_lifetime(stack: Stack) -> None:
+    config = stack.terminal_app.extensions["terminal_config"]
+    idle, lifetime = config.session_idle_timeout, config.session_lifetime
+    assert (idle, lifetime) == (900, 8 * 3600)
+    used, forgotten, old = requests.Session(), requests.Session(), requests.Session()
+    for session in (used, forgotten, old):
+        login(session, stack.terminal_url)
+    backdate(stack, used, idle=idle - 30, age=lifetime - 30)
+    backdate(stack, forgotten, idle=idle + 1, age=idle + 1)
+    backdate(stack, old, idle=1, age=lifetime + 1)
+    assert logged_in(used, stack)
+    assert not logged_in(forgotten, stack), "unused for longer than the idle timeout"
+    assert not logged_in(old, stack), "older than the session lifetime, however active"
+    # The request renewed the used session: unused for another idle - 30 s it is still alive.
+    with sqlite3.connect(stack.instance_dir / "terminal.db") as db:
+        (last_seen,) = db.execute("SELECT last_seen FROM operator_sessions WHERE id_hash = ?",
+                                  (session_hash(used, stack),)).fetchone()
+    assert time.time() - last_seen < 30
+    # Expired sessions are deleted, not only refused.
+    with sqlite3.connect(stack.instance_dir / "terminal.db") as db:
+        stored = {row[0] for row in db.execute("SELECT id_hash FROM operator_sessions")}
+    assert session_hash(forgotten, stack) not in stored and session_hash(old, stack) not in stored
 
 
 def test_sessions_table_holds_no_usable_session_id(stack: Stack) -> None:
     operator = requests.Session()
     login(operator, stack.terminal_url)
-    app = stack.terminal_app
-    session_id = app.session_interface.get_signing_serializer(app).loads(operator.cookies["facepp_terminal"])["_user_id"]
     with sqlite3.connect(stack.instance_dir / "terminal.db") as db:
         stored = [row[0] for row in db.execute("SELECT id_hash FROM operator_sessions")]
-    assert hashlib.sha256(session_id.encode()).hexdigest() in stored
-    assert session_id not in "".join(stored)
+    assert session_hash(operator, stack) in stored
+    assert session_id(operator, stack) not in "".join(stored)
