@@ -46,6 +46,7 @@ from facepp.crypto.paillier.secret_cipher import SecretKey, generate_keypair
 from facepp.data import data_root
 from facepp.pki import issue_deployment
 from training.ceremony import create_federation
+from training.fedavg import FederationPlan, packing_plan
 from training.participant.client import LocalUpdate, Participant
 
 logger = logging.getLogger("benchmarks.tls_bench")
@@ -92,7 +93,10 @@ class Server:
     def participant(self, name: str, key: SecretKey) -> Participant:
         tls = self.client_tls(name)
         return Participant(server_url=self.url, token=(self.fed.participant_dir(name) / "token").read_text().strip(),
-                           secret_key=key, sample_scale=SAMPLE_SCALE, poll_s=0.05, workers=1,
+                           secret_key=key, plan=FederationPlan(packing_plan(key_bits=key.public_key.key_bits,
+                                                                            participants=len(PARTICIPANTS)),
+                                                               participants=len(PARTICIPANTS), sample_scale=SAMPLE_SCALE),
+                           poll_s=0.05, workers=1,
                            ca_file=tls.get("verify"), client_cert=tls.get("cert"))
 
     def close(self) -> None:

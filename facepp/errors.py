@@ -73,6 +73,13 @@ class AuthenticationError(FaceppError):
     http_status = 401
 
 
+class ForbiddenError(FaceppError):
+    """Valid credentials that do not allow the request (an API key without the scope it needs)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class ConflictError(FaceppError):
     """A request that contradicts the current state: a closed or future round, a duplicate."""
 

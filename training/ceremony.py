@@ -7,8 +7,10 @@ Run by one trusted participant. Writes::
     DIR/server/state/models/model-00000.bin   E([W_0, 1]): the encrypted initial model
     DIR/participants/NAME/secret_key.json     shared Paillier secret key (mode 0600)
     DIR/participants/NAME/token               this participant's bearer token (mode 0600)
+    DIR/operator/token                        the operator's token: reads the status pages only (mode 0600)
 
-Hand each participant its folder out of band; give the server only ``server/``.
+Hand each participant its folder out of band, the operator ``operator/``; give the
+server only ``server/`` (it holds SHA-256 hashes of the tokens, never a token).
 
 Who keeps what, with the TLS files of ``facepp-federation pki`` (run by the
 federation operator, who keeps the CA key ``ca.key`` offline):
@@ -31,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.crypto.paillier.secret_cipher import PackingPlan, SecretKey, VectorCipher, generate_keypair
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher, generate_keypair
 from facepp.errors import ConfigError
 from facepp.io import atomic_write_bytes
-from training.server.coordinator import FederationConfig, hash_token
-from training.fedavg import weighted_contribution
+from training.fedavg import packing_plan, weighted_contribution
+from training.protocol import hash_token
+from training.server.coordinator import FederationConfig
 from training.server.store import Store
 
 
@@ -56,16 +59,9 @@ class Federation:
     def participant_dir(self, name: str) -> Path:
         return self.root / "participants" / name
 
-
-def federation_plan(*, key_bits: int, participants: int) -> PackingPlan:
-    """The packing plan of a federation: 18 fractional bits, clip 64, headroom for every participant.
-
-    Contributions are ``w_k * W_k`` with ``w_k <= 1`` (see :mod:`training.fedavg`); trained
-    face models stay well inside 64 (largest seen: BatchNorm running variances ~25). The
-    step 2**-18 ~ 3.8e-6 is far below what training perturbs. 27-bit slots at three
-    participants: 75 values per 2048-bit ciphertext.
-    """
-    return PackingPlan(plaintext_bits=key_bits, frac_bits=18, clip=64.0, max_summands=max(2, participants))
+    @property
+    def operator_token(self) -> Path:
+        return self.root / "operator" / "token"
 
 
 def create_federation(
@@ -101,12 +97,14 @@ def create_federation(
         raise ConfigError(f"{fed.server_config} exists: refusing to overwrite a federation")
     secret = secret_key or generate_keypair(key_bits)
     tokens = {name: secrets.token_urlsafe(32) for name in participants}
+    operator_token = secrets.token_urlsafe(32)
     config = FederationConfig(
         public_key=fed.root / "server" / "public_key.json",
         participants={name: hash_token(t) for name, t in tokens.items()},
         total_rounds=total_rounds,
         quorum=quorum or len(participants) // 2 + 1,
         round_timeout_s=round_timeout_s,
+        operator=hash_token(operator_token),
     )
     secret.public_key.save(config.public_key)
     doc = {
@@ -115,14 +113,16 @@ def create_federation(
         "total_rounds": config.total_rounds,
         "quorum": config.quorum,
         "round_timeout_s": config.round_timeout_s,
+        "operator": config.operator,
     }
     atomic_write_bytes(fed.server_config, json.dumps(doc, indent=2).encode())
-    plan = federation_plan(key_bits=secret.public_key.key_bits, participants=len(participants))
+    plan = packing_plan(key_bits=secret.public_key.key_bits, participants=len(participants))
     with VectorCipher(secret, plan) as cipher:
         initial = cipher.encrypt(weighted_contribution(initial_weights, 1, sample_scale=1.0))
     store = Store(fed.server_state)
     store.write_model(0, initial.to_bytes())
     store.close()
+    atomic_write_bytes(fed.operator_token, operator_token.encode(), mode=0o600)
     for name, token in tokens.items():
         secret.save(fed.participant_dir(name) / "secret_key.json")
         atomic_write_bytes(fed.participant_dir(name) / "token", token.encode(), mode=0o600)

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--local-epochs", type=int, default=1, help="local epochs per round")
     parser.add_argument("--sample-scale", type=float, default=10000.0,
                         help="public upper bound on any participant's sample count (FedAvg weights n/scale stay <= 1)")
+    parser.add_argument("--max-weight", type=float, default=1.0,
+                        help="largest FedAvg weight n/scale a contribution may carry; participants refuse aggregates "
+                             "outside [1/scale, K * max-weight] (default 1.0)")
     parser.add_argument("--seed", type=int, default=0)
     add_init_arguments(parser)
     add_dp_arguments(parser)
@@ -94,7 +97,7 @@ def _ceremony(args: argparse.Namespace) -> int:
     names = tuple(n.strip() for n in args.participants.split(",") if n.strip())
     quorum = args.quorum or len(names) // 2 + 1  # the DP noise shares are sized for it
     spec = TrainingSpec(total_rounds=args.rounds, participants=names, partition=args.partition,
-                        local_epochs=args.local_epochs, sample_scale=args.sample_scale, seed=args.seed,
+                        local_epochs=args.local_epochs, sample_scale=args.sample_scale, max_weight=args.max_weight, seed=args.seed,
                         dp=dp_config(args, min_contributors=quorum))
     init = init_checkpoint(args)
     if init is not None:
@@ -105,6 +108,7 @@ def _ceremony(args: argparse.Namespace) -> int:
     print(f"server folder (public key only): {fed.root / 'server'}")
     for name in names:
         print(f"participant {name}: {fed.participant_dir(name)}  (secret key + token: hand over out of band)")
+    print(f"operator: {fed.operator_token}  (reads the server's status pages: Bearer token, or the password in a browser)")
     print(f"start the server: facepp-server --federation {fed.server_config} --state {fed.server_state}")
     return 0
 

@@ -7,6 +7,8 @@ format (``application/octet-stream``); everything else is JSON with a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -17,7 +19,24 @@ from facepp.errors import ProtocolError
 PROTOCOL_VERSION = 1
 API_PREFIX = "/api/v1"
 ROUND_HEADER = "X-Facepp-Round"
+UPLOAD_MAC_HEADER = "X-Facepp-Upload-MAC"
 MAX_METRICS = 16
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex of a bearer token: what the server stores instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def upload_mac(token_hash: str, round_: int, data: bytes) -> str:
+    """HMAC-SHA256 binding an upload to its round and its participant.
+
+    Keyed with the participant's token hash (which the server holds), over the round number
+    and the SHA-256 of the ciphertext bytes: an upload made for one round does not verify in
+    another, nor under another participant's key.
+    """
+    message = b"facepp-upload-v1\0" + round_.to_bytes(8, "big") + hashlib.sha256(data).digest()
+    return hmac.new(bytes.fromhex(token_hash), message, hashlib.sha256).hexdigest()
 
 
 def _loads(text: str | bytes) -> dict[str, Any]:

@@ -58,9 +58,12 @@ class LayeredSettings:
         if path:
             try:
                 data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read {cls.SECTION} config {path}: {exc}") from exc
-            config = config.with_overrides(data.get(cls.SECTION, data))
+            section = data.get(cls.SECTION, data)
+            if not isinstance(section, dict):
+                raise ConfigError(f"{cls.SECTION} config {path}: [{cls.SECTION}] must be a table of settings")
+            config = config.with_overrides(section)
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         config = config.with_overrides({n: env[cls.ENV_PREFIX + n.upper()] for n in names if cls.ENV_PREFIX + n.upper() in env})
         return config.with_overrides(overrides or {})
@@ -90,5 +93,5 @@ def _coerce(label: str, value: Any, type_: str) -> Any:
         if type_.startswith("float"):
             return float(value)
         return str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
         raise ConfigError(f"{label}: {exc}") from exc

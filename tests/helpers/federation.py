@@ -11,12 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import requests
 
+from facepp.crypto.paillier.packing import PackingPlan
+from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
 from tests.helpers.net import free_port, wait_until_serving
 from tests.helpers.toy_participant import SAMPLE_SCALE, toy_update
 from training.fedavg import fedavg
-from facepp.crypto.paillier.packing import PackingPlan
 from training.ceremony import Federation
+from training.fedavg import packing_plan, weighted_contribution
+from training.protocol import UPLOAD_MAC_HEADER, hash_token, upload_mac
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY = Path(__file__).with_name("toy_participant.py")
@@ -71,6 +75,25 @@ class ServerProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def encrypt(key: SecretKey, size: int = MODEL_SIZE + 1, plan: PackingPlan | None = None) -> bytes:
+    """A fresh encrypted contribution (zeros, weight 0.5) of ``size`` values."""
+    plan = plan or packing_plan(key_bits=2048, participants=len(PARTICIPANTS))
+    with VectorCipher(key, plan, workers=1) as cipher:
+        return cipher.encrypt(weighted_contribution(np.zeros(size - 1), 5, sample_scale=10)).to_bytes()
+
+
+def token(server: ServerProcess, name: str) -> str:
+    return (server.federation.participant_dir(name) / "token").read_text()
+
+
+def upload(server: ServerProcess, name: str | None, round_: int, data: bytes, **headers: str) -> requests.Response:
+    """POST an upload as participant ``name`` (None: no credentials), bound to ``round_`` unless a MAC header is given."""
+    if name:
+        headers.setdefault("Authorization", f"Bearer {token(server, name)}")
+        headers.setdefault(UPLOAD_MAC_HEADER, upload_mac(hash_token(token(server, name)), round_, data))
+    return requests.post(f"{server.url}/api/v1/rounds/{round_}/update", data=data, headers=headers, timeout=30)
 
 
 def start_toy_participant(federation: Federation, name: str, url: str, *, out: Path, delay_s: float = 0.0,

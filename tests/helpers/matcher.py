@@ -11,7 +11,7 @@ from flask import Flask
 
 from webapp.matcher.api import EXTENSION, MatcherState
 from webapp.matcher.app import create_app
-from webapp.matcher.auth import create_api_key
+from webapp.matcher.auth import Scope, create_api_key
 from webapp.matcher.client import MatcherClient
 from webapp.matcher.db import make_engine, upgrade
 from webapp.matcher.store import MatcherStore
@@ -56,7 +56,7 @@ class MatcherServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.api_key = create_api_key(self.store(), "terminal-test")
+        self.api_key = create_api_key(self.store(), "terminal-test", set(Scope))  # the test plays terminal and admin
 
     def store(self) -> MatcherStore:
         """A separate connection to the database (inspection from the test)."""
@@ -109,6 +109,16 @@ class MatcherServer:
     @property
     def state(self) -> MatcherState:
         return self.app.extensions[EXTENSION]
+
+
+def alice_and_bob(db: str, key_holder: Any, embeddings: Any) -> MatcherServer:
+    """A started matcher on ``db`` with the key holder's bundle and two subjects, ``alice`` and ``bob``."""
+    running = MatcherServer(db).start()
+    client = running.client()
+    client.register_bundle(key_holder.export_public_bundle(), dim=DIM)
+    client.enrol("alice", key_holder.encrypt_template(embeddings[0]))
+    client.enrol("bob", key_holder.encrypt_template(embeddings[1]))
+    return running
 
 
 def raw_request(server: MatcherServer, method: str, path: str, body: bytes = b"",

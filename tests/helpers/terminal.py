@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +12,11 @@ from typing import Any
 import numpy as np
 import requests
 from flask import Flask
+from PIL import Image
 
 from facepp.data.images import read_image
 from facepp.model.embedder import Embedder
+from webapp.matcher.client import MatcherClient
 
 API_TOKEN = "test-terminal-token-0123456789"
 OPERATOR = ("operator", "correct horse battery")
@@ -49,6 +53,28 @@ def orl_file(orl: Path, subject: int, image: int) -> Path:
     return orl / f"s{subject}" / f"{image}.pgm"
 
 
+def jpeg(pixels: np.ndarray) -> bytes:
+    """``pixels`` encoded as a JPEG file (quality 90)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of a terminal page's form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def login(session: requests.Session, url: str) -> None:
+    """Log the test operator in on ``session`` (through the login form)."""
+    token = csrf_token(session.get(f"{url}/login", timeout=30).text)
+    r = session.post(f"{url}/login", data={"csrf_token": token, "username": OPERATOR[0], "password": OPERATOR[1]},
+                     timeout=30)
+    assert r.status_code == 200 and "Log out" in r.text, r.text[:500]
+
+
 def template(embedder: Embedder, paths: list[Path]) -> np.ndarray:
     """Plaintext template: mean of the L2-normalised embeddings, re-normalised."""
     x = embedder.embed([read_image(p) for p in paths]).astype(np.float64)
@@ -76,9 +102,19 @@ class Stack:
         headers = {**self.auth, **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.terminal_url}/api{path}", headers=headers, timeout=300, **kwargs)
 
+    def matcher_admin(self) -> MatcherClient:
+        """A client of the matcher with an ``admin`` key (the terminal's key may not list subject ids)."""
+        from webapp.matcher.api import EXTENSION
+        from webapp.matcher.auth import Scope, create_api_key
+
+        store = self.matcher_app.extensions[EXTENSION].store
+        names = {row["name"] for row in store.api_keys()}
+        key = create_api_key(store, f"admin-{len(names)}", {Scope.ADMIN})
+        return MatcherClient(self.matcher_url, key, timeout=60)
+
 
 def start_matcher(folder: Path) -> tuple[Flask, ServerThread, str]:
-    """A matcher app on a temp SQLite database, with a fresh API key for the terminal."""
+    """A matcher app on a temp SQLite database, with a fresh API key for the terminal (scopes score and enrol)."""
     from webapp.matcher.api import EXTENSION
     from webapp.matcher.app import create_app as create_matcher
     from webapp.matcher.auth import create_api_key

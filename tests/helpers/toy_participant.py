@@ -16,9 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from facepp.crypto.paillier.secret_cipher import SecretKey
+from training.fedavg import FederationPlan, packing_plan
 from training.participant.client import LocalUpdate, Participant
 
 SAMPLE_SCALE = 100.0
+PARTICIPANTS = 3
+
+
+def toy_plan(key_bits: int = 2048) -> FederationPlan:
+    return FederationPlan(packing_plan(key_bits=key_bits, participants=PARTICIPANTS), participants=PARTICIPANTS,
+                          sample_scale=SAMPLE_SCALE)
 
 
 def toy_update(weights: np.ndarray, name: str, round_: int) -> LocalUpdate:
@@ -52,7 +59,7 @@ def main() -> None:
         server_url=args.server,
         token=(args.dir / "token").read_text().strip(),
         secret_key=SecretKey.load(args.dir / "secret_key.json"),
-        sample_scale=SAMPLE_SCALE,
+        plan=toy_plan(),
         poll_s=0.1,
         workers=1,
         ca_file=args.ca_file,

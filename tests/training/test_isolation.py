@@ -21,6 +21,7 @@ from tests.helpers.federation import PARTICIPANTS
 from tests.helpers.isolation import ROOT, face_modules, secret_key_modules, within
 from tests.helpers.net import free_port
 from training.fedavg import weighted_contribution
+from training.protocol import hash_token, upload_mac
 
 SCRIPT = r"""
 import importlib, json, os, pkgutil, signal, sys, threading, time, urllib.error, urllib.request
@@ -51,9 +52,10 @@ def create_reporting_app(config):
 training.server.app.create_app = create_reporting_app
 token = open(f"{work}/token").read().strip()
 
-def call(method, path, body=None, kind="application/octet-stream"):
+def call(method, path, body=None, kind="application/octet-stream", mac=""):
     request = urllib.request.Request(base + path, data=body, method=method,
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": kind})
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": kind,
+                                              "X-Facepp-Upload-MAC": mac})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
@@ -68,6 +70,8 @@ def client():
         try:
             urllib.request.urlopen(base + "/status.json", timeout=1)
             break
+        except urllib.error.HTTPError:  # up (401: the status pages need a token)
+            break
         except OSError:
             time.sleep(0.1)
     statuses.update({
@@ -75,8 +79,8 @@ def client():
         "status": call("GET", "/status.json")[0],
         "round": call("GET", "/api/v1/round")[0],
         "model": call("GET", "/api/v1/model")[0],
-        "foreign": call("POST", "/api/v1/rounds/1/update", open(f"{work}/foreign", "rb").read())[0],
-        "update": call("POST", "/api/v1/rounds/1/update", open(f"{work}/update", "rb").read())[0],
+        "foreign": call("POST", "/api/v1/rounds/1/update", open(f"{work}/foreign", "rb").read(), mac=open(f"{work}/foreign.mac").read())[0],
+        "update": call("POST", "/api/v1/rounds/1/update", open(f"{work}/update", "rb").read(), mac=open(f"{work}/update.mac").read())[0],
         "metrics": call("POST", "/api/v1/rounds/1/metrics", b'{"version": 1, "metrics": {"loss": 0.5}}', "application/json")[0],
     })
     os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's master stops; main() returns
@@ -95,10 +99,12 @@ def test_a_serving_parameter_server_never_loads_secret_key_or_face_code(make_fed
     initial = fed.server_state / "models" / "model-00000.bin"
     plan = EncryptedVector.from_bytes(initial.read_bytes(), paillier_key.public_key).plan
     contribution = weighted_contribution(initial_weights, 10, sample_scale=100.0)
-    with VectorCipher(paillier_key, plan, workers=1) as cipher:
-        (tmp_path / "update").write_bytes(cipher.encrypt(contribution).to_bytes())
-    with VectorCipher(generate_keypair(2048), plan, workers=1) as cipher:
-        (tmp_path / "foreign").write_bytes(cipher.encrypt(contribution).to_bytes())
+    token_hash = hash_token((tmp_path / "token").read_text().strip())
+    for name, key in (("update", paillier_key), ("foreign", generate_keypair(2048))):
+        with VectorCipher(key, plan, workers=1) as cipher:
+            data = cipher.encrypt(contribution).to_bytes()
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / f"{name}.mac").write_text(upload_mac(token_hash, 1, data))
 
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(free_port())], cwd=ROOT,
                             capture_output=True, text=True, timeout=300, check=False)

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
-from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher, generate_keypair
-from tests.helpers.federation import MODEL_SIZE, PARTICIPANTS, ServerProcess
-from training.ceremony import federation_plan
-from training.fedavg import weighted_contribution
-
-
-def token(server: ServerProcess, name: str) -> str:
-    return (server.federation.participant_dir(name) / "token").read_text()
-
-
-def upload(server: ServerProcess, name: str | None, round_: int, data: bytes, **headers: str) -> requests.Response:
-    if name:
-        headers.setdefault("Authorization", f"Bearer {token(server, name)}")
-    return requests.post(f"{server.url}/api/v1/rounds/{round_}/update", data=data, headers=headers, timeout=30)
-
-
-def encrypt(key: SecretKey, size: int = MODEL_SIZE + 1, plan=None) -> bytes:  # type: ignore[no-untyped-def]
-    plan = plan or federation_plan(key_bits=2048, participants=len(PARTICIPANTS))
-    with VectorCipher(key, plan, workers=1) as cipher:
-        return cipher.encrypt(weighted_contribution(np.zeros(size - 1), 5, sample_scale=10)).to_bytes()
+from facepp.crypto.paillier.secret_cipher import SecretKey, generate_keypair
+from tests.helpers.federation import MODEL_SIZE, ServerProcess, encrypt, token, upload
+from training.fedavg import packing_plan
 
 
 @pytest.fixture()
@@ -53,14 +35,14 @@ def test_bad_or_missing_token(server: ServerProcess, good: bytes, auth: str | No
     assert stored_uploads(server) == []
 
 
-def test_future_round_duplicate_and_closed_round(server: ServerProcess, good: bytes) -> None:
+def test_future_round_duplicate_and_closed_round(server: ServerProcess, good: bytes, paillier_key: SecretKey) -> None:
     assert_refused(upload(server, "alice", 2, good), 409, "conflict")
     assert upload(server, "alice", 1, good).status_code == 201
     assert_refused(upload(server, "alice", 1, good), 409, "conflict")  # second upload, same round
     assert len(stored_uploads(server)) == 1
     for name in ("bob", "carol"):
-        assert upload(server, name, 1, good).status_code == 201  # everyone in: round 1 closes
-    response = upload(server, "alice", 1, good)
+        assert upload(server, name, 1, encrypt(paillier_key)).status_code == 201  # everyone in: round 1 closes
+    response = upload(server, "alice", 1, encrypt(paillier_key))
     assert_refused(response, 409, "conflict")
     assert "closed" in response.json()["error"]
 
@@ -88,7 +70,7 @@ def test_malformed_bytes(server: ServerProcess, good: bytes, mangle) -> None:
 
 def test_wrong_length_and_wrong_plan(server: ServerProcess, paillier_key: SecretKey) -> None:
     assert_refused(upload(server, "alice", 1, encrypt(paillier_key, size=MODEL_SIZE)), 400, "protocol_error")
-    other_plan = federation_plan(key_bits=2048, participants=40)
+    other_plan = packing_plan(key_bits=2048, participants=40)
     assert_refused(upload(server, "alice", 1, encrypt(paillier_key, plan=other_plan)), 400, "protocol_error")
     assert stored_uploads(server) == []
 
@@ -111,6 +93,7 @@ def test_bad_metrics(server: ServerProcess, body: bytes) -> None:
 
 def test_status_page_shows_the_round(server: ServerProcess, good: bytes) -> None:
     upload(server, "alice", 1, good)
-    page = requests.get(server.url + "/", timeout=10).text
+    operator = {"Authorization": f"Bearer {server.federation.operator_token.read_text()}"}
+    page = requests.get(server.url + "/", headers=operator, timeout=10).text
     assert "Round <strong>1</strong>" in page and "alice" in page and "bob, carol" in page
-    assert requests.get(server.url + "/metrics.png", timeout=30).content.startswith(b"\x89PNG")
+    assert requests.get(server.url + "/metrics.png", headers=operator, timeout=30).content.startswith(b"\x89PNG")

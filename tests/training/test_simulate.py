@@ -67,7 +67,7 @@ def test_a_failed_participant_ends_the_wait(tmp_path: Path) -> None:
     failed.wait()
     try:
         start = time.monotonic()
-        _follow(f"http://127.0.0.1:{free_port()}", 1, [failed, waiting])
+        _follow(f"http://127.0.0.1:{free_port()}", "no-token", 1, [failed, waiting])
         assert time.monotonic() - start < 20
     finally:
         waiting.kill()

@@ -20,6 +20,7 @@ from facepp.errors import AuthenticationError, TLSError
 from facepp.pki import CertificateAuthority, issue_deployment, write_pair
 from tests.helpers.federation import TOLERANCE, ServerProcess, expected_fedavg, start_toy_participant, uploads_in, wait_all
 from training.ceremony import Federation, create_federation
+from training.fedavg import FederationPlan, packing_plan
 from training.participant.client import Participant
 from training.participant.cli import main as participant_main
 from training.participant.spec import TrainingSpec
@@ -64,7 +65,9 @@ def mtls_server(federation: Federation, pki: Path) -> Iterator[ServerProcess]:
 def participant(federation: Federation, server: ServerProcess, name: str, paillier_key: SecretKey, *,
                 ca: Path, cert: tuple[str, str] | None) -> Participant:
     token = federation.participant_dir(name).joinpath("token").read_text().strip()
-    return Participant(server_url=server.url, token=token, secret_key=paillier_key, sample_scale=100.0, retries=2,
+    plan = FederationPlan(packing_plan(key_bits=paillier_key.public_key.key_bits, participants=len(NAMES)),
+                          participants=len(NAMES), sample_scale=100.0)
+    return Participant(server_url=server.url, token=token, secret_key=paillier_key, plan=plan, retries=2,
                        ca_file=str(ca), client_cert=cert)
 
 

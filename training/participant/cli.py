@@ -47,6 +47,7 @@ def _participate(args: argparse.Namespace) -> int:
 
     from facepp.crypto.paillier.secret_key import SecretKey
     from facepp.errors import UsageError
+    from training.fedavg import AggregateRejectedError
     from training.participant.client import Participant
     from training.participant.local import build_model, load_flat_weights, local_trainer, save_global_model
     from training.participant.spec import TrainingSpec, participant_crops, preprocessing_for, split_for_federation
@@ -55,9 +56,10 @@ def _participate(args: argparse.Namespace) -> int:
         raise UsageError("--client-cert and --client-key go together")
     name = args.dir.resolve().name
     spec = TrainingSpec.from_json((args.dir / "training.json").read_text())
+    secret_key = SecretKey.load(args.dir / "secret_key.json")
     participant = Participant(server_url=args.server, token=(args.dir / "token").read_text().strip(),
-                              secret_key=SecretKey.load(args.dir / "secret_key.json"),
-                              sample_scale=spec.sample_scale, workers=args.workers,
+                              secret_key=secret_key, plan=spec.federation_plan(secret_key.public_key.key_bits),
+                              workers=args.workers,
                               keep_contributions=args.keep_contributions, ca_file=args.ca_file,
                               client_cert=(args.client_cert, args.client_key) if args.client_cert else None)
     status = participant.check()  # the server, our credentials and our key, before any preprocessing
@@ -68,14 +70,23 @@ def _participate(args: argparse.Namespace) -> int:
     crops, labels = participant_crops(split, spec, spec.index_of(name), cache_dir=args.cache_dir)
     trainer = local_trainer(spec, crops, labels, spec.index_of(name), state_path=args.dir / "local_state.pt",
                             dp_noise_seed=args.dp_noise_seed)
-    weights = participant.run(trainer)
-    model = build_model(spec.train, spec.input_size)
-    load_flat_weights(model, weights)
-    out = save_global_model(args.out or args.dir / "global_model.pt", model, config=spec.train,
-                            preprocessing=preprocessing_for(split, spec),
-                            extra={"federation": {"rounds": spec.total_rounds, "participants": len(spec.participants),
-                                                  "init": spec.init}})
-    logger.info("final global model written to %s", out)
+
+    def save(weights, round_: int) -> Path:  # type: ignore[no-untyped-def]
+        model = build_model(spec.train, spec.input_size)
+        load_flat_weights(model, weights)
+        return save_global_model(args.out or args.dir / "global_model.pt", model, config=spec.train,
+                                 preprocessing=preprocessing_for(split, spec),
+                                 extra={"federation": {"rounds": round_, "participants": len(spec.participants),
+                                                       "init": spec.init}})
+
+    try:
+        weights = participant.run(trainer)
+    except AggregateRejectedError as exc:
+        if participant.last_model is None:
+            raise
+        round_, kept = participant.last_model
+        raise AggregateRejectedError(f"{exc}; the global model of round {round_} is kept in {save(kept, round_)}") from None
+    logger.info("final global model written to %s", save(weights, spec.total_rounds))
     return 0
 
 

@@ -1,7 +1,10 @@
-"""A federation participant: download, decrypt, train locally, encrypt, upload.
+"""A federation participant: download, decrypt, check, train locally, encrypt, upload.
 
 Key-holder code: holds the shared Paillier secret key. Everything it learns from
-the server is the aggregate of all participants' contributions.
+the server is the aggregate of all participants' contributions, and it uses an
+aggregate only once it passed the federation plan's bounds (see
+:meth:`training.fedavg.FederationPlan.average`); a refused aggregate stops the
+participant with its last accepted model kept in :attr:`Participant.last_model`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from facepp.crypto.paillier.encrypted_vector import EncryptedVector
 from facepp.crypto.paillier.secret_cipher import SecretKey, VectorCipher
 from facepp.errors import AuthenticationError, ConflictError, FaceppError, KeyMismatchError, ProtocolError, TLSError
 from facepp.serving import tls_reason
-from training.fedavg import average_from_sum, weighted_contribution
-from training.protocol import API_PREFIX, ROUND_HEADER, RoundStatus, metrics_json
+from training.fedavg import FederationPlan
+from training.protocol import API_PREFIX, ROUND_HEADER, UPLOAD_MAC_HEADER, RoundStatus, hash_token, metrics_json, upload_mac
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class Participant:
         server_url: str,
         token: str,
         secret_key: SecretKey,
-        sample_scale: float,
+        plan: FederationPlan,
         poll_s: float = 0.5,
         workers: int | None = None,
         retries: int = 8,
@@ -71,7 +74,9 @@ class Participant:
         self.server_url = server_url
         self.base = server_url.rstrip("/") + API_PREFIX
         self.secret_key = secret_key
-        self.sample_scale = sample_scale
+        self.plan = plan
+        self.token_hash = hash_token(token)
+        self.last_model: tuple[int, np.ndarray] | None = None  # (round, weights) of the last accepted aggregate
         self.poll_s = poll_s
         self.workers = workers
         self.session = requests.Session()
@@ -89,11 +94,25 @@ class Participant:
         return RoundStatus.from_json(self._request("GET", "/round").content)
 
     def global_model(self, status: RoundStatus) -> tuple[int, np.ndarray, VectorCipher]:
-        """Download and decrypt the current global model (FedAvg of the last round)."""
+        """Download, decrypt and check the current global model (FedAvg of the last round).
+
+        Raises:
+            ProtocolError: The aggregate uses another packing plan or holds more summands than participants.
+            AggregateRejectedError: The decrypted aggregate is outside the plan's bounds.
+        """
         response = self._request("GET", "/model")
         vector = EncryptedVector.from_bytes(response.content, self.secret_key.public_key, expected_count=status.value_count)
+        if vector.plan != self.plan.packing or vector.summands > self.plan.participants:
+            raise ProtocolError("the server's model uses another packing plan or more summands than participants")
         cipher = VectorCipher(self.secret_key, vector.plan, workers=self.workers)
-        return int(response.headers[ROUND_HEADER]), average_from_sum(cipher.decrypt(vector)), cipher
+        round_ = int(response.headers[ROUND_HEADER])
+        try:
+            weights = self.plan.average(cipher.decrypt(vector))
+        except BaseException:
+            cipher.close()
+            raise
+        self.last_model = (round_, weights)
+        return round_, weights, cipher
 
     def check(self) -> RoundStatus:
         """The round status, once the server's certificate, our credentials and the key fingerprint check out.
@@ -129,7 +148,7 @@ class Participant:
         with cipher:
             update = trainer.train(weights, status.round)
             start = time.perf_counter()
-            contribution = weighted_contribution(update.weights, update.samples, sample_scale=self.sample_scale)
+            contribution = self.plan.contribution(update.weights, update.samples)
             if self.keep_contributions is not None:  # trusted side only: lets a privacy audit search for them
                 self.keep_contributions.mkdir(parents=True, exist_ok=True)
                 np.save(self.keep_contributions / f"round-{status.round:05d}.npy", contribution)
@@ -137,17 +156,21 @@ class Participant:
             data = payload.to_bytes()
             log.info("round %d: encrypted %d values in %.2f s (%d bytes)", status.round, payload.count,
                      time.perf_counter() - start, len(data))
+        if update.metrics:  # while the round is open: the server refuses reports for closed rounds
+            try:
+                self._request("POST", f"/rounds/{status.round}/metrics", data=metrics_json(update.metrics),
+                              headers={"Content-Type": "application/json"})
+            except ConflictError as exc:  # reported before a restart, or the round closed meanwhile
+                log.warning("round %d: metrics not taken: %s", status.round, exc)
         try:
             self._request("POST", f"/rounds/{status.round}/update", data=data,
-                          headers={"Content-Type": "application/octet-stream"})
+                          headers={"Content-Type": "application/octet-stream",
+                                   UPLOAD_MAC_HEADER: upload_mac(self.token_hash, status.round, data)})
         except ConflictError as exc:
             # Already recorded (a retried POST whose first answer was lost) or the round closed without us.
             log.warning("round %d: upload not taken: %s", status.round, exc)
             return
         self.uploaded_rounds.append(status.round)
-        if update.metrics:
-            self._request("POST", f"/rounds/{status.round}/metrics", data=metrics_json(update.metrics),
-                          headers={"Content-Type": "application/json"})
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
         try:

@@ -24,10 +24,11 @@ import numpy as np
 from facepp.data.datasets import FaceDataset, load_dataset
 from facepp.data.protocol import identities_in_pairs, read_pairs
 from facepp.data.splits import partition_identities
-from facepp.errors import ConfigError
+from facepp.errors import ConfigError, FaceppError
 from facepp.model import AugmentConfig, TrainConfig
 from facepp.vision.align import PreprocessConfig, preset_for
 from facepp.vision.cache import dataset_crops
+from training.fedavg import FederationPlan, packing_plan
 from training.participant.privacy import DPConfig
 
 #: How participants pick their identities: ``own`` = all of their own folder; the others split
@@ -46,6 +47,7 @@ class TrainingSpec:
     local_epochs: int = 1
     input_size: int = 64
     sample_scale: float = 1000.0
+    max_weight: float = 1.0  # largest FedAvg weight samples / sample_scale of one contribution
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     dp: DPConfig | None = None  # optional client-level differential privacy (training.participant.privacy)
@@ -57,6 +59,13 @@ class TrainingSpec:
             raise ConfigError(f"unknown partition {self.partition!r}, expected one of {sorted(PARTITIONS)}")
         if self.local_epochs < 1 or self.total_rounds < 1:
             raise ConfigError("local_epochs and total_rounds must be >= 1")
+        self.federation_plan(2048)  # sample_scale and max_weight are checked against the plan
+
+    def federation_plan(self, key_bits: int) -> FederationPlan:
+        """The plan every participant encodes with and checks each aggregate against."""
+        return FederationPlan(packing_plan(key_bits=key_bits, participants=len(self.participants)),
+                              participants=len(self.participants), sample_scale=self.sample_scale,
+                              max_weight=self.max_weight)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -75,7 +84,7 @@ class TrainingSpec:
             train["augment"] = AugmentConfig(**augment)
             dp = DPConfig(**doc.pop("dp")) if doc.get("dp") else None
             return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train), "dp": dp})
-        except ConfigError:
+        except FaceppError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
             raise ConfigError(f"not a valid training spec ({type(exc).__name__}: {exc})") from None

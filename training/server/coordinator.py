@@ -9,6 +9,8 @@ so no timer thread is needed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -21,15 +23,12 @@ from pathlib import Path
 from facepp.crypto.paillier.encrypted_vector import EncryptedVector, add_encrypted
 from facepp.crypto.paillier.public_key import PublicKey
 from facepp.errors import AuthenticationError, ConfigError, ConflictError, ProtocolError
-from training.protocol import RoundStatus
+from training.protocol import RoundStatus, hash_token, upload_mac
 from training.server.store import Store
 
 log = logging.getLogger(__name__)
 
-
-def hash_token(token: str) -> str:
-    """SHA-256 hex of a participant token: what the server stores instead of the token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+OPERATOR = "operator"
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,7 @@ class FederationConfig:
         total_rounds: Rounds to run.
         quorum: Uploads that close a round once its deadline has passed.
         round_timeout_s: Seconds from a round's opening to its deadline.
+        operator: SHA-256 hex of the operator token (reads the status pages only), or None.
     """
 
     public_key: Path
@@ -49,6 +49,7 @@ class FederationConfig:
     total_rounds: int
     quorum: int
     round_timeout_s: float
+    operator: str | None = None
 
     def __post_init__(self) -> None:
         if not self.participants:
@@ -60,6 +61,9 @@ class FederationConfig:
         for name in self.participants:
             if not (name.replace("-", "").replace("_", "").isalnum() and len(name) <= 64):
                 raise ConfigError(f"participant names are letters, digits, '-' and '_': {name!r}")
+        for digest in [*self.participants.values(), *([self.operator] if self.operator is not None else [])]:
+            if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+                raise ConfigError("token hashes must be 64 lowercase hex digits (SHA-256)")
 
     @classmethod
     def load(cls, path: str | Path) -> "FederationConfig":
@@ -76,8 +80,9 @@ class FederationConfig:
                 total_rounds=int(doc["total_rounds"]),
                 quorum=int(doc["quorum"]),
                 round_timeout_s=float(doc["round_timeout_s"]),
+                operator=doc.get("operator"),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"cannot use federation config {path}: {type(exc).__name__}: {exc}") from None
@@ -112,11 +117,38 @@ class Coordinator:
         """
         if not header or not header.startswith("Bearer ") or len(header) > 512:
             raise AuthenticationError("missing bearer token (Authorization: Bearer <token>)")
-        digest = hash_token(header[len("Bearer "):].strip())
-        for name, expected in self.config.participants.items():
+        return self._holder(header[len("Bearer "):].strip(), self.config.participants)
+
+    def viewer(self, header: str | None) -> str:
+        """Who may read the status pages: a participant or the operator, by bearer token or by
+        HTTP Basic credentials whose password is the token (what a browser sends).
+
+        Raises:
+            AuthenticationError: Missing, malformed or unknown token.
+        """
+        holders = dict(self.config.participants)
+        if self.config.operator is not None:
+            holders[OPERATOR] = self.config.operator
+        if header and header.startswith("Basic ") and len(header) <= 512:
+            try:
+                _, _, token = base64.b64decode(header[len("Basic "):].strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise AuthenticationError("malformed Basic credentials") from None
+            return self._holder(token, holders)
+        if not header or not header.startswith("Bearer ") or len(header) > 512:
+            raise AuthenticationError("a participant or operator token is required (Bearer token or Basic password)")
+        return self._holder(header[len("Bearer "):].strip(), holders)
+
+    @staticmethod
+    def _holder(token: str, holders: dict[str, str]) -> str:
+        digest = hash_token(token)
+        found = None
+        for name, expected in holders.items():
             if hmac.compare_digest(digest, expected):
-                return name
-        raise AuthenticationError("invalid participant token")
+                found = name
+        if found is None:
+            raise AuthenticationError("invalid token")
+        return found
 
     def status(self, participant: str) -> RoundStatus:
         self.tick()
@@ -143,34 +175,49 @@ class Coordinator:
         return round_, self.store.read_model(round_)
 
     # -- commands ------------------------------------------------------------
-    def accept_upload(self, participant: str, round_: int, data: bytes) -> None:
+    def accept_upload(self, participant: str, round_: int, data: bytes, mac: str | None) -> None:
         """Validate and durably store one participant's encrypted update for ``round_``.
 
         Raises:
-            ConflictError: The round is closed, in the future, or already has this participant's upload.
+            ConflictError: The round is closed, in the future, or already has this participant's
+                upload, or these ciphertexts were accepted before (a replay).
             KeyMismatchError: Encrypted under another key.
-            ProtocolError: Malformed bytes, wrong length or packing plan, or a pre-summed vector.
+            ProtocolError: A missing or wrong upload MAC (made for another round or participant),
+                malformed bytes, wrong length or packing plan, or a pre-summed vector.
         """
+        expected = upload_mac(self.config.participants[participant], round_, data)
+        if not mac or not hmac.compare_digest(mac.strip().lower(), expected):
+            raise ProtocolError(f"upload MAC missing or wrong: the upload is not bound to round {round_} "
+                                f"and participant {participant!r}")
         with self._lock:
             self.tick()
             self._check_open(round_)
             if self.store.has_upload(round_, participant):
                 raise ConflictError(f"participant {participant!r} already uploaded for round {round_}")
+            digest = hashlib.sha256(data).hexdigest()
+            if self.store.seen_upload(digest):
+                raise ConflictError("these ciphertexts were already uploaded: a replay is refused")
             vector = EncryptedVector.from_bytes(data, self.key, expected_count=self.value_count)
             if vector.plan != self.plan:
                 raise ProtocolError("upload uses another packing plan than the federation's model")
             if vector.summands != 1:
                 raise ProtocolError("an upload must be one fresh contribution (summands = 1)")
-            self.store.add_upload(round_, participant, data)
+            self.store.add_upload(round_, participant, data, digest=digest)
             log.info("round %d: accepted %d bytes from %s", round_, len(data), participant)
             self.tick()
 
     def accept_metrics(self, participant: str, round_: int, metrics: dict[str, float]) -> None:
-        """Record plaintext metrics a participant chose to report (for the status page)."""
-        current = self._current()
-        if not 1 <= round_ <= current.round:
-            raise ConflictError(f"round {round_} has not started (current round {current.round})")
-        self.store.add_metrics(round_, participant, metrics)
+        """Record plaintext metrics a participant chose to report (for the status page): once per
+        participant and round, while the round is open.
+
+        Raises:
+            ConflictError: The round is closed or in the future, or this participant already reported for it.
+        """
+        with self._lock:
+            self.tick()
+            self._check_open(round_)
+            if not self.store.add_metrics(round_, participant, metrics):
+                raise ConflictError(f"participant {participant!r} already reported metrics for round {round_}")
 
     def tick(self) -> None:
         """Close the open round if everyone uploaded, or its deadline passed with a quorum."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,11 @@ CREATE TABLE IF NOT EXISTS uploads (
     bytes INTEGER NOT NULL,
     received_at REAL NOT NULL,
     PRIMARY KEY (round, participant)
+);
+CREATE TABLE IF NOT EXISTS upload_digests (
+    digest TEXT PRIMARY KEY,
+    round INTEGER NOT NULL,
+    participant TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS metrics (
     round INTEGER NOT NULL,
@@ -66,6 +73,17 @@ class Store:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     # -- blobs ---------------------------------------------------------------
     def model_path(self, round_: int) -> Path:
         return self.directory / "models" / f"model-{round_:05d}.bin"
@@ -96,17 +114,11 @@ class Store:
     def close_round(self, round_: int, *, aggregate: bytes, contributors: int, next_deadline: float | None) -> None:
         """Persist the aggregate, then atomically close ``round_`` and open the next one (if any)."""
         self.write_model(round_, aggregate)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                now = time.time()
-                self._db.execute("UPDATE rounds SET closed_at = ?, contributors = ? WHERE round = ?", (now, contributors, round_))
-                if next_deadline is not None:
-                    self._db.execute("INSERT INTO rounds (round, opened_at, deadline) VALUES (?, ?, ?)", (round_ + 1, now, next_deadline))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            now = time.time()
+            db.execute("UPDATE rounds SET closed_at = ?, contributors = ? WHERE round = ?", (now, contributors, round_))
+            if next_deadline is not None:
+                db.execute("INSERT INTO rounds (round, opened_at, deadline) VALUES (?, ?, ?)", (round_ + 1, now, next_deadline))
 
     # -- uploads -------------------------------------------------------------
     def has_upload(self, round_: int, participant: str) -> bool:
@@ -115,14 +127,18 @@ class Store:
                 "SELECT 1 FROM uploads WHERE round = ? AND participant = ?", (round_, participant)
             ).fetchone() is not None
 
-    def add_upload(self, round_: int, participant: str, data: bytes) -> None:
-        """Write the upload blob durably, then record it. Caller checks for duplicates first."""
+    def add_upload(self, round_: int, participant: str, data: bytes, *, digest: str) -> None:
+        """Write the upload blob durably, then record it and its SHA-256. Caller checks for duplicates first."""
         atomic_write_bytes(self.upload_path(round_, participant), data)
+        with self._transaction() as db:
+            db.execute("INSERT INTO uploads (round, participant, bytes, received_at) VALUES (?, ?, ?, ?)",
+                       (round_, participant, len(data), time.time()))
+            db.execute("INSERT INTO upload_digests (digest, round, participant) VALUES (?, ?, ?)", (digest, round_, participant))
+
+    def seen_upload(self, digest: str) -> bool:
+        """Whether an upload with this SHA-256 was ever accepted."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO uploads (round, participant, bytes, received_at) VALUES (?, ?, ?, ?)",
-                (round_, participant, len(data), time.time()),
-            )
+            return self._db.execute("SELECT 1 FROM upload_digests WHERE digest = ?", (digest,)).fetchone() is not None
 
     def uploads(self, round_: int) -> dict[str, int]:
         """Participant -> upload size in bytes, for one round."""
@@ -134,13 +150,20 @@ class Store:
         return self.upload_path(round_, participant).read_bytes()
 
     # -- metrics -------------------------------------------------------------
-    def add_metrics(self, round_: int, participant: str, metrics: dict[str, float]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO metrics (round, participant, name, value) VALUES (?, ?, ?, ?)",
-                [(round_, participant, k, v) for k, v in metrics.items()],
-            )
+    def add_metrics(self, round_: int, participant: str, metrics: dict[str, float]) -> bool:
+        """Record one participant's report for a round; False (nothing written) if it already reported."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM metrics WHERE round = ? AND participant = ?", (round_, participant)).fetchone():
+                return False
+            db.executemany("INSERT INTO metrics (round, participant, name, value) VALUES (?, ?, ?, ?)",
+                           [(round_, participant, k, v) for k, v in metrics.items()])
+            return True
 
     def metrics(self) -> list[tuple[int, str, str, float]]:
         with self._lock:
             return self._db.execute("SELECT round, participant, name, value FROM metrics ORDER BY round").fetchall()
+
+    def metrics_count(self) -> int:
+        """Rows of reported metrics: grows with each report (reports are never overwritten)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0])

@@ -201,7 +201,7 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
                         "--keep-contributions", str(workdir / "audit" / name),
                         *(["--dp-noise-seed", str(_dp_noise_seed(spec, names.index(name)))] if spec.dp else [])),
                 stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT, env=env))
-        status = _follow(url, config.rounds, participants)
+        status = _follow(url, fed.operator_token.read_text(), config.rounds, participants)
         failed = [names[i] for i, p in enumerate(participants) if p.returncode not in (None, 0)]
     finally:
         for p in participants:
@@ -307,7 +307,7 @@ def _wait_for(url: str, server: subprocess.Popen[bytes], logs: Path) -> None:
     raise SimulationError(f"the parameter server did not start within 60 s; see {logs / 'server.log'}")
 
 
-def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+def _follow(url: str, operator_token: str, rounds: int, participants: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     """Show a progress bar over rounds until every participant has exited, or one has failed;
     return the final status.
 
@@ -322,7 +322,10 @@ def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) 
         finished = all(p.poll() is not None for p in participants)
         failed = any(p.returncode for p in participants)  # the others would wait for its upload forever
         try:
-            status = requests.get(url + "/status.json", timeout=10).json()
+            response = requests.get(url + "/status.json", headers={"Authorization": f"Bearer {operator_token}"},
+                                    timeout=10)
+            response.raise_for_status()
+            status = response.json()
             misses = 0
         except requests.RequestException as exc:  # a busy server (storing an upload) is not a failure
             misses += 1
@@ -340,6 +343,6 @@ def _follow(url: str, rounds: int, participants: list[subprocess.Popen[bytes]]) 
             bar.set_postfix(uploads=f"{status['uploads']}/{status['participants']}")
         if finished or failed:
             break
-        time.sleep(0.5)
+        time.sleep(1.0)  # well under the status pages' rate limit
     bar.close()
     return status

@@ -1,20 +1,31 @@
-"""The matcher's ``/api/v1`` blueprint (docs/matcher_api.md): bearer auth, strict validation, audit.
+"""The matcher's ``/api/v1`` blueprint (docs/matcher_api.md): bearer auth, scopes, body bounds, audit.
 
 Matcher only. Ciphertext bodies are raw ``application/octet-stream``; everything
 else is JSON. Every refusal is ``{"error": ..., "code": ...}`` with the status of
 the :class:`~facepp.errors.FaceppError` raised, and stores nothing.
+
+Each route declares the scopes that may call it and the message its body
+carries (:func:`_route`). Before the body is touched, the caller is
+authenticated (401, from the headers alone), its key's scopes are checked (403)
+and the declared length is compared with the bound of that message for the
+registered CKKS parameters (413): an unauthenticated or oversized body is never
+read. Every answer to an authenticated caller, refusals included, is audited;
+unauthenticated requests write nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge
 
+from facepp.crypto.ckks.wire import Kind
 from facepp.errors import FaceppError
-from webapp.matcher.auth import authenticate
+from webapp.matcher.auth import ApiClient, Scope, authenticate
 from webapp.matcher.config import MatcherConfig
 from webapp.matcher.protocol import API_PREFIX, OCTET_STREAM, check_subject_id, parse_dim
 from webapp.matcher.service import MatcherService
@@ -23,10 +34,24 @@ from webapp.matcher.store import MatcherStore
 logger = logging.getLogger(__name__)
 api = Blueprint("matcher_api", __name__, url_prefix=API_PREFIX)
 EXTENSION = "facepp_matcher"
-#: Endpoints reachable without an API key (and not audited).
-PUBLIC_ENDPOINTS = frozenset({"matcher_api.health"})
-#: Endpoints whose body may be a whole block (larger limit).
-BLOCK_BODY_ENDPOINTS = frozenset({"matcher_api.install_block"})
+SCORE, ENROL, ADMIN = Scope.SCORE, Scope.ENROL, Scope.ADMIN
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    """Who may call a route and what its body carries.
+
+    Attributes:
+        scopes: a key needs one of them; empty: the route is public (no key, not audited).
+        body: the message kind of the body (its size bound), ``None`` for no body.
+    """
+
+    scopes: frozenset[Scope]
+    body: Kind | None = None
+
+
+#: Endpoint name -> policy, filled by :func:`_route`.
+POLICIES: dict[str, RoutePolicy] = {}
 
 
 @dataclass(frozen=True)
@@ -44,15 +69,36 @@ def state() -> MatcherState:
     return found
 
 
+def _route(method: str, rule: str, *scopes: Scope, body: Kind | None = None) -> Callable[[Any], Any]:
+    """Register a view for ``method rule`` with its :class:`RoutePolicy`."""
+
+    def register(view: Any) -> Any:
+        api.add_url_rule(rule, view_func=view, methods=[method])
+        POLICIES[f"{api.name}.{view.__name__}"] = RoutePolicy(frozenset(scopes), body)
+        return view
+
+    return register
+
+
+def _client() -> ApiClient:
+    client: ApiClient = g.client
+    return client
+
+
 def _body() -> bytes:
-    """The raw request body (413 above the endpoint's limit, set in :func:`_before`)."""
-    return request.get_data(cache=False)
+    """The raw request body (its declared length was checked against the route's bound in :func:`_before`)."""
+    return request.get_data(cache=False) if request.content_length else b""
 
 
 def _audit_subject(subject_id: str) -> str:
     """Validate a subject id from the URL and remember it for the audit log."""
     g.audit_subject = check_subject_id(subject_id)
     return subject_id
+
+
+def _operation() -> str:
+    """The current route's name, as audited (``enrol``, ``verify``, ...)."""
+    return (request.endpoint or "").rpartition(".")[2]
 
 
 def _octets(data: bytes) -> Response:
@@ -64,22 +110,31 @@ def _octets(data: bytes) -> Response:
 
 @api.before_request
 def _before() -> None:
-    cfg = state().config
-    endpoint = request.endpoint or ""
-    request.max_content_length = cfg.max_block_bytes if endpoint in BLOCK_BODY_ENDPOINTS else cfg.max_message_bytes
-    if endpoint in PUBLIC_ENDPOINTS:
+    """Authenticate, authorise and bound the body, all before a byte of the body is read."""
+    policy = POLICIES[request.endpoint or ""]
+    limit = state().service.body_limit(policy.body)
+    request.max_content_length = limit  # also bounds a chunked body while it is read
+    if not policy.scopes:
         return
-    g.audit_operation = endpoint.rpartition(".")[2]
-    g.client = authenticate(state().store, request.headers.get("Authorization"))
+    client = authenticate(state().store, request.headers.get("Authorization"))
+    g.client = client  # from here on, the answer is audited
+    operation = _operation()
+    client.require(policy.scopes, operation)
+    if policy.body and request.content_length is None:
+        raise LengthRequired(f"{operation} needs a Content-Length header (bodies are bounded before they are read)")
+    if (request.content_length or 0) > limit:
+        what = f"a {policy.body.name} message under the registered CKKS parameters" if policy.body else "no body"
+        raise RequestEntityTooLarge(f"{operation} takes {what}: at most {limit} bytes, got {request.content_length}")
 
 
 @api.after_request
 def _after(response: Response) -> Response:
-    operation = g.get("audit_operation")
-    if operation:
+    client: ApiClient | None = g.get("client")
+    if client is not None:
         outcome = "ok" if response.status_code < 400 else g.get("error_code", str(response.status_code))
+        operation = _operation()
         try:
-            state().store.audit(client=g.get("client"), operation=operation, subject_id=g.get("audit_subject"),
+            state().store.audit(client=client.name, operation=operation, subject_id=g.get("audit_subject"),
                                 outcome=outcome)
         except Exception:  # noqa: BLE001 - the audit must not turn an answer into a 500
             logger.exception("could not write the audit log entry for %s", operation)
@@ -100,7 +155,7 @@ def _facepp_error(exc: FaceppError) -> tuple[Response, int]:
 def http_error(exc: HTTPException) -> tuple[Response, int]:
     """JSON for Werkzeug errors (404 routing, 405, 413, ...); also registered app-wide."""
     status = exc.code or 500
-    code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(
+    code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed", 411: "length_required"}.get(
         status, (exc.name or "error").lower().replace(" ", "_"))
     return _error(exc.description or exc.name or "error", code, status)
 
@@ -125,72 +180,76 @@ def init_app(app: Flask) -> None:
 # -- routes -----------------------------------------------------------------------------------
 
 
-@api.get("/health")
+@_route("GET", "/health")
 def health() -> Response:
     return jsonify(status="ok")
 
 
-@api.put("/bundle")
+@_route("PUT", "/bundle", ENROL, ADMIN, body=Kind.PUBLIC_BUNDLE)
 def register_bundle() -> tuple[Response, int]:
     dim = parse_dim(request.args.get("dim"))
-    info, created = state().service.register_bundle(_body(), dim=dim)
+    replace = request.args.get("replace", "false").lower() == "true"
+    if replace:
+        _client().require(frozenset({ADMIN}), "replacing the registered bundle")
+    info, created = state().service.register_bundle(_body(), dim=dim, replace=replace)
     return jsonify(fingerprint=info.fingerprint, dim=info.dim), 201 if created else 200
 
 
-@api.get("/bundle")
+@_route("GET", "/bundle", SCORE, ENROL, ADMIN)
 def get_bundle() -> Response:
     info = state().service.bundle_info()
     return jsonify(fingerprint=info.fingerprint, dim=info.dim)
 
 
-@api.get("/subjects")
+@_route("GET", "/subjects", ADMIN)
 def list_subjects() -> Response:
     return jsonify(subjects=state().service.subjects())
 
 
-@api.post("/subjects/<path:subject_id>")
+@_route("POST", "/subjects/<path:subject_id>", ENROL, body=Kind.TEMPLATE)
 def enrol(subject_id: str) -> tuple[Response, int]:
     _audit_subject(subject_id)
     state().service.enrol(subject_id, _body())
     return jsonify(subject_id=subject_id), 201
 
 
-@api.put("/subjects/<path:subject_id>")
+@_route("PUT", "/subjects/<path:subject_id>", ENROL, body=Kind.TEMPLATE)
 def replace(subject_id: str) -> Response:
     _audit_subject(subject_id)
     state().service.replace(subject_id, _body())
     return jsonify(subject_id=subject_id)
 
 
-@api.delete("/subjects/<path:subject_id>")
+@_route("DELETE", "/subjects/<path:subject_id>", ENROL)
 def delete(subject_id: str) -> Response:
     _audit_subject(subject_id)
     block = state().service.delete(subject_id)
     return jsonify(subject_id=subject_id, stale_block=block)
 
 
-@api.post("/subjects/<path:subject_id>/score")
+@_route("POST", "/subjects/<path:subject_id>/score", SCORE, body=Kind.PROBE)
 def verify(subject_id: str) -> Response:
     _audit_subject(subject_id)
     return _octets(state().service.score_one(subject_id, _body()))
 
 
-@api.post("/identify")
+@_route("POST", "/identify", SCORE, body=Kind.PROBE)
 def identify() -> Response:
     return _octets(state().service.identify(_body()))
 
 
-@api.get("/blocks/stale")
+@_route("GET", "/blocks/stale", ENROL, ADMIN)
 def stale_blocks() -> Response:
     return jsonify(blocks=state().service.stale_blocks())
 
 
-@api.get("/blocks/<int:index>")
+@_route("GET", "/blocks/<int:index>", ENROL, ADMIN)
 def export_block(index: int) -> Response:
-    return _octets(state().service.export_block(index))
+    stale_only = ADMIN not in _client().scopes
+    return _octets(state().service.export_block(index, stale_only=stale_only))
 
 
-@api.put("/blocks/<int:index>")
+@_route("PUT", "/blocks/<int:index>", ENROL, body=Kind.BLOCK)
 def install_block(index: int) -> Response:
     state().service.install_block(index, _body())
     return jsonify(block=index)

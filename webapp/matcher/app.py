@@ -48,7 +48,6 @@ def create_app(config: MatcherConfig | Mapping[str, Any] | None = None) -> Flask
     store = MatcherStore(engine)
     service = MatcherService(store, pinned_fingerprint=cfg.pinned_fingerprint)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = max(cfg.max_message_bytes, cfg.max_block_bytes)
     app.extensions[api.EXTENSION] = api.MatcherState(cfg, store, service)
     api.init_app(app)
     logger.info("matcher app ready on %s", safe_url(str(engine.url)))

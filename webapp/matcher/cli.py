@@ -4,7 +4,9 @@ Subcommands::
 
     facepp-matcher serve [--host H] [--port P] [--db URL|PATH] [--config FILE] [--threads N] [--debug]
                          [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--insecure-http]
-    facepp-matcher create-api-key --name NAME [--db URL|PATH]   # prints the key once
+    facepp-matcher create-api-key --name NAME [--scope score|enrol|admin ...] [--db URL|PATH]   # prints the key once
+    facepp-matcher list-api-keys [--db URL|PATH]
+    facepp-matcher delete-api-key --name NAME [--db URL|PATH]
     facepp-matcher db upgrade [--db URL|PATH]
     facepp-matcher db current [--db URL|PATH]
 
@@ -48,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     key = sub.add_parser("create-api-key", parents=[common], help="create a client API key and print it once")
     key.add_argument("--name", required=True, help="client name, e.g. terminal-1")
+    key.add_argument("--scope", action="append", choices=["score", "enrol", "admin"], dest="scopes",
+                     help="what the key may do; repeat for several (default: score and enrol, what a terminal needs)")
+    sub.add_parser("list-api-keys", parents=[common], help="list the API keys: name, scopes, creation time")
+    revoke = sub.add_parser("delete-api-key", parents=[common], help="revoke an API key")
+    revoke.add_argument("--name", required=True, help="client name")
 
     db = sub.add_parser("db", parents=[subcommand_parent()], help="database schema (Alembic)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -70,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
-    if args.command == "create-api-key":
-        return _create_api_key(args)
+    if args.command in ("create-api-key", "list-api-keys", "delete-api-key"):
+        return _api_keys(args)
     return _db(args)
 
 
@@ -91,15 +98,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _create_api_key(args: argparse.Namespace) -> int:
-    from webapp.matcher.auth import create_api_key
+def _api_keys(args: argparse.Namespace) -> int:
+    from webapp.matcher.auth import TERMINAL_SCOPES, create_api_key, parse_scopes
     from webapp.matcher.db import make_engine, upgrade
     from webapp.matcher.store import MatcherStore
 
-    cfg = _config(args)
-    engine = make_engine(cfg.db)
+    engine = make_engine(_config(args).db)
     upgrade(engine)
-    key = create_api_key(MatcherStore(engine), args.name)
+    store = MatcherStore(engine)
+    if args.command == "list-api-keys":
+        for row in store.api_keys():
+            print(f"{row['name']}\t{row['scopes']}\t{row['created_at']}")
+        return 0
+    if args.command == "delete-api-key":
+        store.delete_api_key(args.name)
+        logger.info("revoked the API key %r", args.name)
+        return 0
+    scopes = parse_scopes(args.scopes) if args.scopes else TERMINAL_SCOPES
+    key = create_api_key(store, args.name, scopes)
     print(key)  # the only time the key is shown; the database keeps its SHA-256
     logger.info("created API key for %r (store it now: it is not shown again)", args.name)
     return 0

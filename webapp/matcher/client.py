@@ -131,13 +131,17 @@ class MatcherClient:
         except MatcherError:
             return False
 
-    def register_bundle(self, bundle: bytes, *, dim: int) -> dict[str, Any]:
+    def register_bundle(self, bundle: bytes, *, dim: int, replace: bool = False) -> dict[str, Any]:
         """PUT the public bundle (idempotent); returns ``{"fingerprint", "dim"}``.
 
+        Args:
+            replace: replace another registered bundle (needs an ``admin`` key and an empty gallery).
+
         Raises:
-            ConflictError: the matcher holds a non-empty gallery under another key.
+            ConflictError: another bundle is registered (pinned), or ``replace`` and the gallery is not empty.
         """
-        return self._json("PUT", "/bundle", data=bundle, params={"dim": dim})
+        params: dict[str, Any] = {"dim": dim, **({"replace": "true"} if replace else {})}
+        return self._json("PUT", "/bundle", data=bundle, params=params)
 
     def bundle(self) -> dict[str, Any] | None:
         """The registered bundle's ``{"fingerprint", "dim"}``, or ``None``."""
@@ -240,5 +244,7 @@ def _error_of(response: requests.Response, what: str) -> FaceppError:
         return ConflictError(message)
     if response.status_code == 401:
         message = "the matcher rejected the API key (check the configured matcher API key)"
+    if response.status_code == 403:
+        message = f"the matcher API key lacks the scope for this call ({message})"
     return MatcherError(f"matcher refused {what}: {response.status_code} {code}: {message}",
                         matcher_code=code, matcher_status=response.status_code)

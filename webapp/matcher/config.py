@@ -14,7 +14,6 @@ from facepp.serving import ServerTLS
 from webapp.settings import LayeredSettings
 
 ENV_PREFIX = "FACEPP_MATCHER_"
-MiB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,6 @@ class MatcherConfig(LayeredSettings):
         host: interface to listen on (loopback by default).
         port: TCP port.
         threads: worker threads.
-        max_message_bytes: largest bundle, template or probe body accepted (413 above).
-        max_block_bytes: largest refreshed-block body accepted (a dim-128 block is
-            33.6 MB, dim 512 is 134 MB).
         bundle_fingerprint: optional hex fingerprint pinned out of band; any other
             public bundle is refused (``key_mismatch``).
         auto_migrate: upgrade the schema to the newest Alembic revision at start.
@@ -45,8 +41,6 @@ class MatcherConfig(LayeredSettings):
     host: str = "127.0.0.1"
     port: int = 8600
     threads: int = 4
-    max_message_bytes: int = 16 * MiB
-    max_block_bytes: int = 160 * MiB
     bundle_fingerprint: str | None = None
     auto_migrate: bool = True
     tls_cert: str | None = None
@@ -61,9 +55,6 @@ class MatcherConfig(LayeredSettings):
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
-        for name in ("max_message_bytes", "max_block_bytes"):
-            if getattr(self, name) < 1024:
-                raise ConfigError(f"{name} must be at least 1024 bytes")
         fp = self.bundle_fingerprint
         if fp is not None and (len(fp) != 64 or any(c not in "0123456789abcdef" for c in fp)):
             raise ConfigError("bundle_fingerprint must be 64 lower-case hex digits")

@@ -8,7 +8,7 @@ Matcher only. What is stored, and nothing else:
   live/dirty slot bitmaps, which are authoritative (the bitmap inside the
   BLOCK message is ignored on load).
 * ``subjects``: opaque subject id -> (block, slot).
-* ``api_keys``: client name and SHA-256 of its API key.
+* ``api_keys``: client name, SHA-256 of its API key and its scopes (``webapp.matcher.auth.Scope``).
 * ``audit_log``: time, client name, operation, subject id, outcome; never data.
 """
 
@@ -73,6 +73,7 @@ class ApiKeyRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    scopes: Mapped[str] = mapped_column(String(64), nullable=False)  #: sorted scope names, space-separated
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 

@@ -28,8 +28,10 @@ from facepp.crypto.ckks import wire
 from facepp.crypto.ckks.gallery import EncryptedGallery
 from facepp.crypto.ckks.matcher import CkksMatcher
 from facepp.crypto.ckks.packing import pack_bitmap
+from facepp.crypto.ckks.params import CkksParams
 from facepp.crypto.ckks.public_key import CkksPublicContext
-from facepp.errors import ConfigError, ConflictError, FaceppError, NotFoundError, ProtocolError
+from facepp.crypto.ckks.sizes import message_bytes
+from facepp.errors import ConfigError, ConflictError, FaceppError, ForbiddenError, NotFoundError, ProtocolError
 from webapp.matcher.store import BlockRecord, GalleryChange, MatcherStore, StoredBundle
 
 logger = logging.getLogger(__name__)
@@ -94,15 +96,32 @@ class MatcherService:
         matcher = self._require_matcher(NotFoundError("no public bundle registered"))
         return BundleInfo(matcher.context.fingerprint_hex, matcher.gallery.dim)
 
-    def register_bundle(self, data: bytes, *, dim: int) -> tuple[BundleInfo, bool]:
-        """Register the terminal's public bundle.
+    def body_limit(self, kind: wire.Kind | None) -> int:
+        """The largest request body carrying a ``kind`` message (0: the route takes no body).
+
+        Follows from the CKKS parameters (:mod:`facepp.crypto.ckks.sizes`): those of the registered
+        bundle and its dim; before any registration the protocol's defaults, and no block exists.
+        A new bundle is bounded by the defaults (ring degree 8192).
+        """
+        if kind is None:
+            return 0
+        if kind is wire.Kind.PUBLIC_BUNDLE or self._matcher is None:
+            return 0 if kind is wire.Kind.BLOCK else message_bytes(kind, CkksParams(), 0)
+        return message_bytes(kind, self._matcher.context.params, self._matcher.gallery.dim)
+
+    def register_bundle(self, data: bytes, *, dim: int, replace: bool = False) -> tuple[BundleInfo, bool]:
+        """Register the terminal's public bundle; the first one registered is pinned.
+
+        Args:
+            replace: replace a registered bundle (or dim) by another; the caller checked the
+                ``admin`` scope. Only an empty gallery can be replaced.
 
         Returns:
             ``(info, created)``: ``created`` is ``False`` when the same bundle and dim were registered already.
 
         Raises:
             ProtocolError, KeyMismatchError: malformed bundle, bad dim, or not the pinned bundle.
-            ConflictError: another bundle (or dim) is registered and the gallery is not empty.
+            ConflictError: another bundle (or dim) is registered and ``replace`` is off or the gallery is not empty.
         """
         context = CkksPublicContext.from_bundle(data, expected_fingerprint=self.pinned_fingerprint)
         try:
@@ -115,6 +134,9 @@ class MatcherService:
             if current is not None:
                 if current.context.fingerprint == context.fingerprint and current.gallery.dim == dim:
                     return info, False
+                if not replace:
+                    raise ConflictError("another public bundle is registered and pinned: replacing it needs an "
+                                        "admin key and ?replace=true")
                 if len(current.gallery):
                     raise ConflictError("another public bundle is registered and the gallery is not empty")
             self.store.replace_bundle(StoredBundle(info.fingerprint, dim, bytes(data)))
@@ -212,15 +234,23 @@ class MatcherService:
         with self._lock:
             return self._matcher.gallery.blocks_needing_refresh() if self._matcher else []
 
-    def export_block(self, index: int) -> bytes:
+    def export_block(self, index: int, *, stale_only: bool = False) -> bytes:
         """BLOCK message of block ``index`` (occupancy = live slots).
+
+        Args:
+            stale_only: refuse a block that holds no dirty slot (an ``enrol`` key exports only
+                what it must refresh; ``admin`` exports any block).
 
         Raises:
             NotFoundError: no such block.
+            ForbiddenError: ``stale_only`` and the block is not stale.
         """
         with self._lock:
             matcher = self._require_matcher(NotFoundError("no such block"))
             self._check_block(matcher, index)
+            if stale_only and index not in matcher.gallery.blocks_needing_refresh():
+                raise ForbiddenError(f"block {index} is not stale: an enrol key exports only stale blocks, "
+                                     "any other needs an admin key")
             return matcher.gallery.export_block(index)
 
     def install_block(self, index: int, data: bytes) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from facepp.errors import ConflictError
+from facepp.errors import ConflictError, NotFoundError
 from webapp.matcher.models import ApiKeyRow, AuditRow, Base, BlockRow, BundleRow, SubjectRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -142,27 +142,39 @@ class MatcherStore:
 
     # -- API keys ------------------------------------------------------------------------------
 
-    def add_api_key(self, name: str, key_hash: str) -> None:
-        """Store a client's key hash.
+    def add_api_key(self, name: str, key_hash: str, scopes: str) -> None:
+        """Store a client's key hash and scopes (space-separated names).
 
         Raises:
             ConflictError: a client of that name exists.
         """
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(ApiKeyRow).values(name=name, key_hash=key_hash, created_at=utcnow()))
+                conn.execute(insert(ApiKeyRow).values(name=name, key_hash=key_hash, scopes=scopes, created_at=utcnow()))
         except IntegrityError as exc:
             raise ConflictError(f"an API key named {name!r} exists already") from exc
 
-    def client_for_hash(self, key_hash: str) -> str | None:
-        """Name of the client whose key hashes to ``key_hash``, if any."""
+    def client_for_hash(self, key_hash: str) -> tuple[str, str] | None:
+        """``(name, scopes)`` of the client whose key hashes to ``key_hash``, if any."""
         with self.engine.connect() as conn:
-            return conn.scalar(select(ApiKeyRow.name).where(ApiKeyRow.key_hash == key_hash))
+            row = conn.execute(select(ApiKeyRow.name, ApiKeyRow.scopes).where(ApiKeyRow.key_hash == key_hash)).first()
+        return (row.name, row.scopes) if row else None
 
-    def api_key_names(self) -> list[str]:
-        """Names of every client (never the hashes)."""
+    def api_keys(self) -> list[dict[str, object]]:
+        """Name, scopes and creation time of every key, by name (never the hashes)."""
         with self.engine.connect() as conn:
-            return list(conn.scalars(select(ApiKeyRow.name).order_by(ApiKeyRow.name)))
+            rows = conn.execute(select(ApiKeyRow.name, ApiKeyRow.scopes, ApiKeyRow.created_at).order_by(ApiKeyRow.name))
+            return [dict(r._mapping) for r in rows]
+
+    def delete_api_key(self, name: str) -> None:
+        """Revoke a key.
+
+        Raises:
+            NotFoundError: no key of that name.
+        """
+        with self.engine.begin() as conn:
+            if not conn.execute(delete(ApiKeyRow).where(ApiKeyRow.name == name)).rowcount:
+                raise NotFoundError(f"no API key named {name!r}")
 
     # -- audit log -----------------------------------------------------------------------------
 

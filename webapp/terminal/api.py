@@ -30,7 +30,7 @@ API_OPERATOR = "api"
 
 
 @bp.errorhandler(Exception)
-def _error(exc: Exception) -> tuple[Response, int]:
+def json_error(exc: Exception) -> tuple[Response, int]:
     """Map project errors and HTTP errors to JSON with the right status code."""
     if isinstance(exc, FaceppError):
         status, code, message = http_status(exc), exc.code, str(exc)
@@ -47,15 +47,6 @@ def _error(exc: Exception) -> tuple[Response, int]:
     else:
         logger.info("refused %s %s: %d %s", request.method, request.path, status, code)
     return jsonify(error=message, code=code), status
-
-
-@bp.app_errorhandler(404)
-@bp.app_errorhandler(405)
-def _unrouted(exc: HTTPException) -> tuple[Response, int] | HTTPException:
-    """A URL under ``/api`` that matches no route still answers JSON (HTML elsewhere)."""
-    if request.path == "/api" or request.path.startswith("/api/"):
-        return _error(exc)
-    return exc
 
 
 @bp.before_request

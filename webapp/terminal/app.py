@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 
 from facepp.errors import FaceppError
 from facepp.serving import TrustedProxies
@@ -59,10 +61,15 @@ SECURITY_HEADERS: dict[str, str] = {
 
 
 class OperatorUser(UserMixin):
-    """The flask-login view of an operator."""
+    """The flask-login view of an operator in one login session.
 
-    def __init__(self, operator: Operator) -> None:
-        self.id = str(operator.id)
+    Its id is the session's random id (what the signed cookie carries): every request
+    looks it up in the database, so a session ended by logout or expiry is gone for
+    every copy of the cookie.
+    """
+
+    def __init__(self, operator: Operator, session_id: str) -> None:
+        self.id = session_id
         self.username = operator.username
 
 
@@ -110,12 +117,12 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=cfg.secure_cookies,
         REMEMBER_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=8 * 3600,
-        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        PERMANENT_SESSION_LIFETIME=cfg.session_lifetime,
+        WTF_CSRF_TIME_LIMIT=cfg.session_lifetime,
     )
 
     csrf = CSRFProtect(app)
-    _init_login(app, database)
+    _init_login(app, database, cfg)
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
     app.extensions["terminal_limiter"] = limiter
 
@@ -124,6 +131,7 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_error_handler(Exception, _unhandled_error)
     csrf.exempt(api.bp)  # bearer-token API: no cookies, so no CSRF
     _rate_limit(app, limiter, {
         "auth.login": (cfg.login_rate_limit, ["POST"]),
@@ -150,18 +158,17 @@ def create_app(config: TerminalConfig | Mapping[str, Any] | None = None) -> Flas
     return app
 
 
-def _init_login(app: Flask, database: Database) -> None:
+def _init_login(app: Flask, database: Database, cfg: TerminalConfig) -> None:
     manager = LoginManager(app)
     manager.login_view = "auth.login"
     manager.login_message = "Please log in."
     manager.session_protection = "strong"
 
     @manager.user_loader
-    def load_user(user_id: str) -> OperatorUser | None:
-        if not user_id.isdigit():
-            return None
-        operator = database.operator(int(user_id))
-        return OperatorUser(operator) if operator else None
+    def load_user(session_id: str) -> OperatorUser | None:
+        operator = database.session_operator(session_id, idle_timeout=cfg.session_idle_timeout,
+                                             lifetime=cfg.session_lifetime)
+        return OperatorUser(operator, session_id) if operator else None
 
 
 def _rate_limit(app: Flask, limiter: Limiter, limits: dict[str, tuple[str, list[str] | None]]) -> None:
@@ -178,6 +185,24 @@ def _security_headers(response: Response) -> Response:
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
+
+
+def error_page(status: int) -> tuple[str, int]:
+    """The bare error page: the status and a link to the login, no data (what anonymous callers get)."""
+    return render_template("error.html", status=status, reason=HTTP_STATUS_CODES.get(status, "Error")), status
+
+
+def _unhandled_error(exc: Exception) -> Any:
+    """Errors no blueprint handles (unrouted URLs, static files, failures in login): JSON under ``/api``, else
+    the bare :func:`error_page`."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        from webapp.terminal.api import json_error  # noqa: PLC0415
+
+        return json_error(exc)
+    if not isinstance(exc, HTTPException):
+        logger.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+        exc = InternalServerError()
+    return error_page(exc.code or 500)
 
 
 def terminal_service() -> TerminalService:

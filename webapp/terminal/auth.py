@@ -2,6 +2,8 @@
 
 Passwords are checked against salted scrypt hashes; a failed login says nothing
 about whether the username exists. Login POSTs are rate limited (``login_rate_limit``).
+Each login opens a server-side session (``Database.open_session``) and logout
+ends it, so the cookie of an ended session is worthless even if it was copied.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -49,7 +51,7 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
         if operator is None:
             logger.info("failed login from %s", request.remote_addr)
             return render_template("login.html", error="Unknown username or wrong password."), 401
-        login_user(OperatorUser(operator))
+        login_user(OperatorUser(operator, terminal_service().db.open_session(operator.id)))
         logger.info("operator %s logged in", operator.username)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html")
@@ -58,7 +60,9 @@ def login() -> str | WerkzeugResponse | tuple[str, int]:
 @bp.post("/logout")
 @login_required
 def logout() -> Response | WerkzeugResponse:
-    """End the operator's session."""
+    """End the operator's session, here and in the database."""
+    terminal_service().db.close_session(current_user.id)
     logout_user()
+    session.clear()
     flash("Logged out.")
     return redirect(url_for("auth.login"))

@@ -53,6 +53,8 @@ class TerminalConfig(LayeredSettings):
             full-precision decrypted scores are never exposed).
         top_k: default identification list length; ``max_top_k`` caps requests.
         secure_cookies: mark session cookies ``Secure`` (off only for plain-HTTP tests/dev).
+        session_idle_timeout: seconds without a request after which a login session ends.
+        session_lifetime: seconds after login at which a session ends however active it is.
         torch_threads: CPU threads for the embedding network.
         id_hex_chars: length of the opaque subject id (hex of HMAC-SHA256, 16..64).
         tls_cert, tls_key: PEM certificate and key to serve HTTPS with (plain HTTP without them).
@@ -90,6 +92,8 @@ class TerminalConfig(LayeredSettings):
     top_k: int = 5
     max_top_k: int = 50
     secure_cookies: bool = True
+    session_idle_timeout: int = 15 * 60
+    session_lifetime: int = 8 * 3600
     torch_threads: int = 1
     id_hex_chars: int = 32
     tls_cert: str | None = None
@@ -117,6 +121,9 @@ class TerminalConfig(LayeredSettings):
             raise ConfigError(f"id_hex_chars must be in 16..64, got {self.id_hex_chars}")
         if self.api_token is not None and len(self.api_token) < 16:
             raise ConfigError("api_token must be at least 16 characters")
+        if not 1 <= self.session_idle_timeout <= self.session_lifetime:
+            raise ConfigError("need 1 <= session_idle_timeout <= session_lifetime (seconds), got "
+                              f"{self.session_idle_timeout} and {self.session_lifetime}")
         if self.matcher_timeout <= 0:
             raise ConfigError("matcher_timeout must be > 0")
         for proxy in self.trusted_proxies:

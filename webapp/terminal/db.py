@@ -1,19 +1,24 @@
-"""The terminal's own small database: operators and enrolled subject names.
+"""The terminal's own small database: operators, their sessions and enrolled subject names.
 
 Terminal only. Stores, per subject, the operator-facing name, the opaque id sent
 to the matcher, the enrolment time, how many images were averaged and who
 enrolled it; per operator, the username and a salted password hash (werkzeug
-scrypt); and the fingerprint of the embedder the gallery was enrolled with. No image, embedding, template or score is ever stored.
+scrypt); per open login session, the SHA-256 of its random id and when it began
+and was last used; and the fingerprint of the embedder the gallery was enrolled
+with. No image, embedding, template or score is ever stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Integer, String, create_engine, event, func, select
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -47,6 +52,21 @@ class Operator(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(256), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class OperatorSession(Base):
+    """An open login session; the cookie carries its random id, the table only the id's SHA-256.
+
+    Deleting the row (logout, expiry) ends the session for every copy of the cookie.
+    Times are seconds since the epoch.
+    """
+
+    __tablename__ = "operator_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), nullable=False)
+    started: Mapped[float] = mapped_column(Float, nullable=False)
+    last_seen: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class Subject(Base):
@@ -148,11 +168,6 @@ class Database:
         logger.info("created operator %s", username)
         return operator
 
-    def operator(self, operator_id: int) -> Operator | None:
-        """The operator with this primary key, or None."""
-        with self.session() as s:
-            return s.get(Operator, operator_id)
-
     def authenticate(self, username: str, password: str) -> Operator | None:
         """The operator when the password matches, else None (constant work either way)."""
         with self.session() as s:
@@ -161,6 +176,37 @@ class Database:
             check_password_hash(_DUMMY_HASH, password)
             return None
         return operator if check_password_hash(operator.password_hash, password) else None
+
+    # -- login sessions -------------------------------------------------------------------
+
+    def open_session(self, operator_id: int) -> str:
+        """Start a login session for the operator; returns its random id (for the cookie only)."""
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.session() as s:
+            s.add(OperatorSession(id_hash=_digest(session_id), operator_id=operator_id, started=now, last_seen=now))
+        return session_id
+
+    def session_operator(self, session_id: str, *, idle_timeout: float, lifetime: float) -> Operator | None:
+        """The operator of a live session, marking it used now; None for an unknown, ended or expired one.
+
+        A session expires ``idle_timeout`` seconds after its last use and ``lifetime`` seconds after it began;
+        expired sessions are deleted here.
+        """
+        now = time.time()
+        with self.session() as s:
+            s.execute(delete(OperatorSession).where(or_(OperatorSession.last_seen < now - idle_timeout,
+                                                        OperatorSession.started < now - lifetime)))
+            row = s.get(OperatorSession, _digest(session_id))
+            if row is None:
+                return None
+            row.last_seen = now
+            return s.get(Operator, row.operator_id)
+
+    def close_session(self, session_id: str) -> None:
+        """End a session: every copy of its cookie stops working."""
+        with self.session() as s:
+            s.execute(delete(OperatorSession).where(OperatorSession.id_hash == _digest(session_id)))
 
     # -- subjects -------------------------------------------------------------------------
 
@@ -215,6 +261,10 @@ class Database:
                 return False
             s.delete(row)
         return True
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

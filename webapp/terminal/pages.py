@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from facepp.errors import FaceppError
-from webapp.terminal.app import terminal_service
+from webapp.terminal.app import error_page, terminal_service
 from webapp.terminal.errors import BadRequestError, http_status
 from webapp.terminal.uploads import uploaded_images
 
@@ -57,7 +57,11 @@ def _form_or_empty() -> Any:
 
 @bp.errorhandler(Exception)
 def _error(exc: Exception) -> tuple[str, int]:
-    """Re-render the page with a clear message: bad image (400), no face (422), 404, 409, 413, CSRF (400), 429."""
+    """Re-render the page with a clear message: bad image (400), no face (422), 404, 409, 413, CSRF (400), 429.
+
+    Only for a logged-in operator: anyone else gets the bare :func:`error_page`, which holds no data
+    (a CSRF or size refusal happens before the login check, so the caller may be anonymous).
+    """
     if isinstance(exc, FaceppError):
         status, message = http_status(exc), str(exc)
     elif isinstance(exc, HTTPException):
@@ -71,6 +75,8 @@ def _error(exc: Exception) -> tuple[str, int]:
         status, message = 500, "Internal error: see the terminal log."
     if status >= 500:
         logger.error("%s %s -> %d: %s", request.method, request.path, status, message)
+    if not current_user.is_authenticated:
+        return error_page(status)
     return _render(TEMPLATES.get(request.endpoint or "", "index.html"), status, error=message, **_subject_page())
 
 

@@ -39,6 +39,7 @@ MAGIC = b"FPCK"
 WIRE_VERSION = 1
 FINGERPRINT_BYTES = 32
 _HEADER = struct.Struct("<4sHBB32sI")
+HEADER_BYTES = _HEADER.size
 _U32 = struct.Struct("<I")
 #: Upper bounds that keep a hostile length field from allocating gigabytes.
 MAX_META_BYTES = 1 << 20

@@ -40,17 +40,22 @@ def test_bundle_registration(matcher: MatcherServer, key_holder: CkksKeyHolder) 
     assert client.bundle() == {"fingerprint": key_holder.fingerprint_hex, "dim": DIM}
 
 
-def test_other_bundle_replaces_only_an_empty_gallery(
+def test_bundle_is_pinned_and_replaced_only_on_request_with_an_empty_gallery(
     registered: MatcherServer, key_holder: CkksKeyHolder, other_key_holder: CkksKeyHolder, embeddings: np.ndarray
 ) -> None:
-    client = registered.client()
+    client = registered.client()  # holds admin
     other = other_key_holder.export_public_bundle()
-    assert client.request("PUT", "/bundle", data=other, params={"dim": DIM}).status_code == 201
-    assert client.bundle()["fingerprint"] == other_key_holder.fingerprint_hex
-    client.register_bundle(key_holder.export_public_bundle(), dim=DIM)
-    client.enrol("s1", key_holder.encrypt_template(embeddings[0]))
-    with pytest.raises(ConflictError):
+    with pytest.raises(ConflictError, match="pinned"):
         client.register_bundle(other, dim=DIM)
+    with pytest.raises(ConflictError, match="pinned"):
+        client.register_bundle(key_holder.export_public_bundle(), dim=2 * DIM)
+    assert client.bundle()["fingerprint"] == key_holder.fingerprint_hex
+    assert client.register_bundle(other, dim=DIM, replace=True)["fingerprint"] == other_key_holder.fingerprint_hex
+    assert client.bundle()["fingerprint"] == other_key_holder.fingerprint_hex
+    client.register_bundle(key_holder.export_public_bundle(), dim=DIM, replace=True)
+    client.enrol("s1", key_holder.encrypt_template(embeddings[0]))
+    with pytest.raises(ConflictError, match="not empty"):
+        client.register_bundle(other, dim=DIM, replace=True)
     assert client.bundle()["fingerprint"] == key_holder.fingerprint_hex
     assert client.subjects() == ["s1"]
 

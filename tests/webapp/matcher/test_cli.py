@@ -37,7 +37,14 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
     assert again.returncode == 1 and "exists already" in again.stderr and key not in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("facepp-matcher: error: ") and "Traceback" not in again.stderr
     current = _cli("db", "current", env={"FACEPP_MATCHER_DB": str(db)})
-    assert current.returncode == 0 and current.stdout.strip() == "0001_initial"
+    assert current.returncode == 0 and current.stdout.strip() == "0002_api_key_scopes"
+    admin = _cli("create-api-key", "--name", "ops", "--scope", "admin", "--db", str(db)).stdout.strip()
+    listed = _cli("list-api-keys", "--db", str(db))
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["ops", "admin"],
+                                                                             ["terminal-1", "enrol score"]]
+    assert key not in listed.stdout and admin not in listed.stdout
+    bad = _cli("create-api-key", "--name", "x", "--scope", "root", "--db", str(db))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "webapp.matcher.cli", "serve", "--port", str(port),
@@ -57,7 +64,13 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert requests.get(base + "/subjects", timeout=5).status_code == 401
         answer = requests.get(base + "/subjects", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+        assert (answer.status_code, answer.json()["code"]) == (403, "forbidden")  # listing ids is admin's
+        answer = requests.get(base + "/subjects", headers={"Authorization": f"Bearer {admin}"}, timeout=5)
         assert (answer.status_code, answer.json()) == (200, {"subjects": []})
+        assert _cli("delete-api-key", "--name", "ops", "--db", str(db)).returncode == 0
+        assert requests.get(base + "/subjects", headers={"Authorization": f"Bearer {admin}"}, timeout=5).status_code == 401
+        gone = _cli("delete-api-key", "--name", "ops", "--db", str(db))
+        assert gone.returncode == 1 and "no API key named 'ops'" in gone.stderr
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
@@ -65,7 +78,8 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
     assert key not in output, "the key must never be logged"
 
 
-@pytest.mark.parametrize("argv", [[], ["serve", "--port", "x"], ["create-api-key"], ["db"], ["nope"]])
+@pytest.mark.parametrize("argv", [[], ["serve", "--port", "x"], ["create-api-key"], ["db"], ["nope"],
+                                  ["delete-api-key"], ["create-api-key", "--name", "a", "--scope", "all"]])
 def test_bad_arguments(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""The hand-kept OpenAPI document is valid and lists exactly the app's routes."""
+"""The hand-kept OpenAPI document is valid and lists exactly the app's routes and their scopes."""
 
 from __future__ import annotations
 
@@ -40,9 +40,25 @@ def test_spec_lists_every_route(tmp_path: Path) -> None:
     app.extensions["facepp_matcher"].store.engine.dispose()
 
 
+def test_spec_lists_every_routes_scopes(tmp_path: Path) -> None:
+    from webapp.matcher.api import POLICIES
+
+    app = create_app({"db": f"sqlite:///{tmp_path / 'm.db'}"})
+    documented = {(method, path): set(operation.get("x-facepp-scopes", []))
+                  for path, item in _spec()["paths"].items() for method, operation in item.items()
+                  if method in {"get", "put", "post", "delete"}}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                assert documented[(method.lower(), path)] == {s.value for s in POLICIES[rule.endpoint].scopes}, path
+    app.extensions["facepp_matcher"].store.engine.dispose()
+
+
 def test_error_codes_match_the_facepp_errors() -> None:
-    from facepp.errors import AuthenticationError, ConflictError, KeyMismatchError, NotFoundError, ProtocolError
+    from facepp.errors import (AuthenticationError, ConflictError, ForbiddenError, KeyMismatchError, NotFoundError,
+                               ProtocolError)
 
     codes = set(_spec()["components"]["schemas"]["Error"]["properties"]["code"]["enum"])
-    assert {e.code for e in (ProtocolError, KeyMismatchError, AuthenticationError, NotFoundError,
+    assert {e.code for e in (ProtocolError, KeyMismatchError, AuthenticationError, ForbiddenError, NotFoundError,
                              ConflictError)} <= codes

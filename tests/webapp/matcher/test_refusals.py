@@ -9,12 +9,18 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 
+from facepp.crypto.ckks.params import CkksParams
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
-from tests.helpers.matcher import DIM, MatcherServer, raw_request, snapshot
+from facepp.crypto.ckks.sizes import message_bytes
+from facepp.crypto.ckks.wire import Kind
+from tests.helpers.matcher import DIM, MatcherServer, alice_and_bob, raw_request, snapshot
 
-MiB = 1 << 20
-MAX_MESSAGE = 6 * MiB  # the 4.7 MB public bundle fits, 6 MiB + 1 does not
-MAX_BLOCK = 12 * MiB  # a dim-32 block is 8.4 MB
+PARAMS = CkksParams()
+
+
+def too_large(kind: Kind) -> Body:
+    """One byte over the bound of a ``kind`` body at the test's parameters and dim."""
+    return lambda k: b"\0" * (message_bytes(kind, PARAMS, DIM) + 1)
 
 
 @dataclass(frozen=True)
@@ -33,12 +39,7 @@ Body = Callable[[Keys], bytes]
 def server(tmp_path_factory: pytest.TempPathFactory, key_holder: CkksKeyHolder,
            embeddings: np.ndarray) -> Iterator[MatcherServer]:
     """A matcher with two enrolled subjects (``alice``, ``bob``); refusals must leave it unchanged."""
-    db = tmp_path_factory.mktemp("refusals") / "matcher.db"
-    running = MatcherServer(f"sqlite:///{db}", max_message_bytes=MAX_MESSAGE, max_block_bytes=MAX_BLOCK).start()
-    client = running.client()
-    client.register_bundle(key_holder.export_public_bundle(), dim=DIM)
-    client.enrol("alice", key_holder.encrypt_template(embeddings[0]))
-    client.enrol("bob", key_holder.encrypt_template(embeddings[1]))
+    running = alice_and_bob(f"sqlite:///{tmp_path_factory.mktemp('refusals') / 'matcher.db'}", key_holder, embeddings)
     yield running
     running.stop()
 
@@ -70,9 +71,15 @@ MALFORMED: dict[str, Body] = {
 }
 
 CASES: list[tuple[str, str, Body, int, str]] = [
-    *[("POST", "/api/v1/subjects/carol", body, 400, "protocol_error") for body in MALFORMED.values()],
+    *[("POST", "/api/v1/subjects/carol", body, 400, "protocol_error") for name, body in MALFORMED.items()
+      if name != "trailing bytes"],
+    # A template is exactly the bound of its route: one byte more is refused unread.
+    ("POST", "/api/v1/subjects/carol", MALFORMED["trailing bytes"], 413, "payload_too_large"),
+    ("POST", "/api/v1/identify", lambda k: k.mine.encrypt_probe(k.x[0], verification=False) + b"\0", 400,
+     "protocol_error"),
     ("POST", "/api/v1/subjects/carol", lambda k: k.other.encrypt_template(k.x[2]), 400, "key_mismatch"),
-    ("POST", "/api/v1/subjects/carol", lambda k: k.mine.encrypt_probe(k.x[2]), 400, "key_mismatch"),  # wrong kind
+    ("POST", "/api/v1/subjects/carol", lambda k: k.mine.encrypt_probe(k.x[2], verification=False), 400,
+     "key_mismatch"),  # wrong kind
     ("POST", "/api/v1/subjects/carol", lambda k: k.mine.encrypt_template(np.eye(64)[0]), 400, "protocol_error"),
     ("POST", "/api/v1/subjects/alice", template, 409, "conflict"),
     ("PUT", "/api/v1/subjects/carol", template, 404, "not_found"),
@@ -99,10 +106,15 @@ CASES: list[tuple[str, str, Body, int, str]] = [
     ("PUT", "/api/v1/blocks/0", lambda k: k.other.encrypt_block(k.x[:2]), 400, "key_mismatch"),
     ("PUT", "/api/v1/blocks/0", lambda k: k.mine.encrypt_block(k.x[:1]), 400, "protocol_error"),  # occupancy
     ("PUT", "/api/v1/blocks/0", MALFORMED["random bytes"], 400, "protocol_error"),
-    ("POST", "/api/v1/subjects/carol", lambda k: b"\0" * (MAX_MESSAGE + 1), 413, "payload_too_large"),
-    ("PUT", "/api/v1/bundle?dim=32", lambda k: b"\0" * (MAX_MESSAGE + 1), 413, "payload_too_large"),
-    ("POST", "/api/v1/identify", lambda k: b"\0" * (MAX_MESSAGE + 1), 413, "payload_too_large"),
-    ("PUT", "/api/v1/blocks/0", lambda k: b"\0" * (MAX_BLOCK + 1), 413, "payload_too_large"),
+    ("POST", "/api/v1/subjects/carol", too_large(Kind.TEMPLATE), 413, "payload_too_large"),
+    ("PUT", "/api/v1/subjects/alice", too_large(Kind.TEMPLATE), 413, "payload_too_large"),
+    ("PUT", "/api/v1/bundle?dim=32", too_large(Kind.PUBLIC_BUNDLE), 413, "payload_too_large"),
+    ("POST", "/api/v1/identify", too_large(Kind.PROBE), 413, "payload_too_large"),
+    ("POST", "/api/v1/subjects/alice/score", too_large(Kind.PROBE), 413, "payload_too_large"),
+    ("PUT", "/api/v1/blocks/0", too_large(Kind.BLOCK), 413, "payload_too_large"),
+    *[(m, p, lambda k: b"x", 413, "payload_too_large") for m, p in
+      [("GET", "/api/v1/subjects"), ("DELETE", "/api/v1/subjects/alice"), ("GET", "/api/v1/blocks/0"),
+       ("GET", "/api/v1/bundle"), ("GET", "/api/v1/blocks/stale")]],
     ("GET", "/api/v1/nothing-here", lambda k: b"", 404, "not_found"),
     ("PATCH", "/api/v1/subjects/alice", template, 405, "method_not_allowed"),
 ]
@@ -145,7 +157,7 @@ def test_bad_subject_ids(server: MatcherServer, keys: Keys, subject_id: str, met
     before = snapshot(server)
     # "/" and "%" are kept literally so that path-looking ids reach the server as such.
     path = "/api/v1/subjects/" + quote(subject_id, safe="/.%'=;-") + suffix
-    body = probe(keys) if suffix else template(keys)
+    body = probe(keys) if suffix else b"" if method == "DELETE" else template(keys)
     status, answer = raw_request(server, method, path, body)
     assert (status, answer["code"]) == (400, "protocol_error"), answer
     assert subject_id not in answer["error"], "a refusal must not echo hostile input"
@@ -176,11 +188,13 @@ def test_missing_or_invalid_api_key(server: MatcherServer, keys: Keys, authoriza
 
 def test_no_bundle_yet(matcher: MatcherServer, keys: Keys) -> None:
     before = snapshot(matcher)
-    for method, path, status, code in [("GET", "/api/v1/bundle", 404, "not_found"),
-                                       ("POST", "/api/v1/subjects/carol", 409, "conflict"),
-                                       ("POST", "/api/v1/identify", 409, "conflict"),
-                                       ("POST", "/api/v1/subjects/carol/score", 404, "not_found")]:
-        assert raw_request(matcher, method, path, template(keys))[0] == status
+    for method, path, body, status in [("GET", "/api/v1/bundle", b"", 404),
+                                       ("POST", "/api/v1/subjects/carol", template(keys), 409),
+                                       ("POST", "/api/v1/identify", probe(keys), 409),
+                                       ("POST", "/api/v1/subjects/carol/score", probe(keys), 404),
+                                       ("PUT", "/api/v1/blocks/0", b"", 404),
+                                       ("PUT", "/api/v1/blocks/0", b"x", 413)]:  # no gallery: no block to install
+        assert raw_request(matcher, method, path, body)[0] == status
     assert snapshot(matcher) == before
 
 

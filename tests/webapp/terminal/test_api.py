@@ -69,7 +69,7 @@ def test_list_and_delete(stack: Stack, orl: Path, enrolled: list[str]) -> None:
     assert stack.api("DELETE", "/subjects/to-delete").status_code == 404
     # The matcher no longer has it and holds no stale block.
     service = stack.terminal_app.extensions["terminal"]
-    assert service.opaque_id("to-delete") not in service.client.subjects()
+    assert service.opaque_id("to-delete") not in stack.matcher_admin().subjects()
     assert service.client.stale_blocks() == []
     # Verification against the deleted subject: 404.
     r = stack.api("POST", "/verify", data={"subject_id": "to-delete"}, files=files([orl_file(orl, 35, 2)]))

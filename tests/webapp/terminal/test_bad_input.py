@@ -16,18 +16,12 @@ import requests
 from PIL import Image
 
 from facepp.data.images import read_image
-from tests.helpers.terminal import OPERATOR, Stack, orl_file
+from tests.helpers.terminal import OPERATOR, Stack, csrf_token, jpeg, login, orl_file
 
 
 def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
 
@@ -171,7 +165,7 @@ def test_sql_looking_id_is_stored_verbatim_and_harmless(stack: Stack, face_jpeg:
     # The matcher only ever saw the opaque id.
     service = stack.terminal_app.extensions["terminal"]
     assert re.fullmatch(r"[0-9a-f]{32}", service.opaque_id(name))
-    assert service.opaque_id(name) in service.client.subjects()
+    assert service.opaque_id(name) in stack.matcher_admin().subjects()
     assert stack.api("DELETE", f"/subjects/{name}").status_code == 200
 
 
@@ -196,18 +190,6 @@ def test_other_bad_requests(stack: Stack, face_jpeg: bytes, alice: str) -> None:
 
 
 # -- forms: CSRF, login, rate limits, headers ---------------------------------------------------
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token in the page"
-    return match.group(1)
-
-
-def login(session: requests.Session, url: str) -> None:
-    token = csrf_token(session.get(f"{url}/login", timeout=30).text)
-    r = session.post(f"{url}/login", data={"csrf_token": token, "username": OPERATOR[0], "password": OPERATOR[1]}, timeout=30)
-    assert r.status_code == 200 and "Log out" in r.text, r.text[:500]
 
 
 def test_form_post_without_csrf_token_refused(stack: Stack, face_jpeg: bytes) -> None:
@@ -295,6 +277,6 @@ def test_terminal_db_holds_names_only(stack: Stack, alice: str) -> None:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         settings = dict(db.execute("SELECT key, value FROM settings"))
     assert columns == {"id", "name", "opaque_id", "enrolled_at", "images", "enrolled_by"}
-    assert tables == {"subjects", "operators", "settings"}
+    assert tables == {"subjects", "operators", "operator_sessions", "settings"}
     # The one setting is the embedder's fingerprint: a hash of the model, nothing about a person.
     assert list(settings) == ["embedder"] and re.fullmatch(r"[0-9a-f]{64}", settings["embedder"])

@@ -75,6 +75,11 @@ def test_config_precedence(tmp_path: Path) -> None:
         TerminalConfig.load(env={"FACEPP_TERMINAL_PORT": "eighty"})
     with pytest.raises(ConfigError, match="score_decimals"):
         TerminalConfig(score_decimals=12)
+    with pytest.raises(ConfigError, match="session_idle_timeout"):
+        TerminalConfig(session_idle_timeout=3600, session_lifetime=600)
+    with pytest.raises(ConfigError, match="session_idle_timeout"):
+        TerminalConfig(session_idle_timeout=0)
+    assert (TerminalConfig().session_idle_timeout, TerminalConfig().session_lifetime) == (900, 8 * 3600)
     assert TerminalConfig(api_token="x" * 20).describe()["api_token"] == "***"
 
 
