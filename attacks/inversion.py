@@ -35,7 +35,6 @@ from torch import nn
 from tqdm import tqdm
 
 from facepp.errors import ConfigError
-from facepp.vision.align import to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,6 @@ class InversionConfig:
     iterations: int = 300
     lr: float = 0.1
     tv_weight: float = 0.05
-    bn_weight: float = 0.0
-    soft_sign: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -90,15 +87,9 @@ def parameter_views(model: nn.Module, flat: np.ndarray) -> dict[str, torch.Tenso
     return views
 
 
-def named_views(model: nn.Module, flat: np.ndarray) -> dict[str, torch.Tensor]:
-    """Every federated tensor (parameters and BatchNorm statistics) of a flat vector, by state-dict name."""
-    tensors = [(k, v) for k, v in model.state_dict().items() if v.is_floating_point()]
-    source = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
-    views, offset = {}, 0
-    for name, v in tensors:
-        views[name] = source[offset : offset + v.numel()].reshape(v.shape)
-        offset += v.numel()
-    return views
+def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norm of tensors taken as one vector."""
+    return torch.sqrt(torch.stack([(t * t).sum() for t in tensors]).sum())
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -121,7 +112,6 @@ def invert(
     batch: int,
     config: InversionConfig,
     mask: np.ndarray | None = None,
-    start: np.ndarray | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Reconstruct ``batch`` images from a model update.
@@ -132,8 +122,6 @@ def invert(
         batch: How many images the participant trained on (the attacker's guess of it).
         config: The attack.
         mask: (P,) bool: the coordinates the attacker was given (a top-k view); None: all.
-        start: (S, S, 3) uint8 image every dummy starts from, plus a little noise (the attacker's
-            prior, e.g. the mean public face); None: random noise.
         progress: Show a progress bar.
 
     Returns:
@@ -151,11 +139,7 @@ def invert(
     names = list(targets)
     size, dim = int(getattr(model, "input_size")), int(getattr(model, "embedding_dim"))
     generator = torch.Generator().manual_seed(config.seed)
-    noise = torch.randn(batch, 3, size, size, generator=generator)
-    if start is None:
-        x = noise.clamp_(-1, 1).requires_grad_(True)
-    else:
-        x = (to_tensor(np.repeat(start[None], batch, axis=0)) + 0.05 * noise).clamp_(-1, 1).requires_grad_(True)
+    x = torch.randn(batch, 3, size, size, generator=generator).clamp_(-1, 1).requires_grad_(True)
     bias = _last_bias(model)
     if config.method == "dlg" or bias not in parameter_views(model, update):
         v0 = torch.randn(batch, dim, generator=generator)
@@ -169,61 +153,34 @@ def invert(
     # The attacker knows neither the learning rate nor the loss scale: the target is rescaled
     # to the size of the first dummy gradient (cosine matching ignores scale anyway).
     first = torch.autograd.grad((model.forward_raw(x) * v).sum(), [params[k] for k in names])  # type: ignore[operator]
-    scale = torch.sqrt(sum(((g[masks[k]] if masks else g) ** 2).sum() for g, k in zip(first, names)))
-    target_norm = torch.sqrt(sum((t * t).sum() for t in targets.values()))
+    scale = _norm([g[masks[k]] if masks else g for g, k in zip(first, names)])
+    target_norm = _norm(list(targets.values()))
     targets = {k: t * (scale / target_norm) for k, t in targets.items()}
     target_norm = scale
-    stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    bn_targets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    if config.bn_weight > 0:
-        everything = named_views(model, update)
-        for name, module in model.named_modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.momentum:
-                m = float(module.momentum)
-                mean = module.running_mean + everything[f"{name}.running_mean"] / m
-                var = module.running_var + everything[f"{name}.running_var"] / m
-                bn_targets[name] = (mean.detach().clone(), var.detach().clone())
-
-                def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor, name: str = name) -> None:
-                    dims = [0] + list(range(2, inputs[0].dim()))
-                    stats[name] = (inputs[0].mean(dims), inputs[0].var(dims, unbiased=True))
-
-                module.register_forward_hook(hook)
-
-    def soft(g: torch.Tensor) -> torch.Tensor:
-        if config.soft_sign <= 0:
-            return g
-        return g / torch.sqrt(g * g + (config.soft_sign * g.detach().pow(2).mean().sqrt()) ** 2 + 1e-30)
-
     bar = tqdm(range(config.iterations), desc=f"{config.method} inversion", unit="step", leave=False,
                disable=not progress, mininterval=2.0)
-    for _ in bar:
+    for step in bar:
         optimizer.zero_grad(set_to_none=True)
         raw = model.forward_raw(x)  # type: ignore[operator]
         grads = torch.autograd.grad((raw * v).sum(), [params[k] for k in names], create_graph=True)
         if masks:
             grads = tuple(g[masks[k]] for g, k in zip(grads, names))
-        grads = tuple(soft(g) for g in grads)
         if config.method == "geiping":
             dot = sum((g * targets[k]).sum() for g, k in zip(grads, names))
-            norm = torch.sqrt(sum((g * g).sum() for g in grads))
+            norm = _norm(list(grads))
             loss = 1 - dot / (norm * target_norm + 1e-12) + config.tv_weight * total_variation(x)
         else:
             loss = sum(((g - targets[k]) ** 2).sum() for g, k in zip(grads, names)) / target_norm**2
-        if bn_targets:
-            loss = loss + config.bn_weight * sum(
-                (stats[k][0] - m).norm() / (m.norm() + 1e-6) + (stats[k][1] - v2).norm() / (v2.norm() + 1e-6)
-                for k, (m, v2) in bn_targets.items()) / len(bn_targets)
         loss.backward()
-        if config.method == "geiping":
-            assert x.grad is not None and v.grad is not None
-            x.grad.sign_()
-            v.grad.sign_()
+        if config.method == "geiping":  # signed gradients, as Geiping et al.
+            for tensor in (x, v):
+                if tensor.grad is not None:
+                    tensor.grad.sign_()
         optimizer.step()
         schedule.step()
         with torch.no_grad():
             x.clamp_(-1, 1)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        if _ % max(1, config.iterations // 10) == 0:
-            log.info("step %d loss %.5f", _, float(loss.detach()))
+        if step % max(1, config.iterations // 10) == 0:
+            log.debug("step %d: loss %.5f", step, float(loss.detach()))
     return x.detach()

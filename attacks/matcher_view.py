@@ -78,7 +78,7 @@ def enrol_on_matcher(templates: np.ndarray, *, subject_ids: list[str], holder: C
             thread.join(timeout=10)
         store = MatcherStore(make_engine(url))
         subjects = tuple(store.subjects())
-        blocks = {record.index: record.data for record in store.iter_blocks()}
+        blocks = {record.index: record.data for record in store.iter_blocks() if record.data is not None}
         store.engine.dispose()
         database = b"".join(p.read_bytes() for p in sorted(Path(tmp).glob("matcher.db*")))
     return MatcherHoldings(received=tuple(sent), database=database, subjects=subjects, blocks=blocks)
@@ -96,5 +96,5 @@ def templates_without_key(holdings: MatcherHoldings, *, dim: int) -> dict[str, n
             start = (8 * slot) % max(8, len(blob) - 8)
             words.append(int.from_bytes(blob[start : start + 8], "little"))
         vector = np.asarray(words, dtype=np.float64) / 2.0**63 - 1.0
-        out[subject] = vector / max(np.linalg.norm(vector), 1e-12)
+        out[subject] = vector / max(float(np.linalg.norm(vector)), 1e-12)
     return out

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from attacks.server_view import ServerHoldings, encrypted_round
 from attacks.victim import FaceBatch, global_weights, load_batch, local_update, plaintext_update, public_faces
 from facepp.vision.align import preset_for
 from tests.helpers.attacks import tiny_spec
+from training.participant.local import local_trainer
 from training.participant.spec import TrainingSpec
 
 
@@ -52,3 +54,11 @@ def weights(spec: TrainingSpec) -> np.ndarray:
 @pytest.fixture(scope="session")
 def update(spec: TrainingSpec, batch: FaceBatch, weights: np.ndarray) -> np.ndarray:
     return plaintext_update(local_update(spec, batch, weights), weights, spec)
+
+
+@pytest.fixture(scope="session")
+def holdings(tmp_path_factory: pytest.TempPathFactory, spec: TrainingSpec, batch: FaceBatch,
+             weights: np.ndarray) -> ServerHoldings:
+    """Everything a real parameter server holds after the tiny victim's encrypted round."""
+    trainer = local_trainer(spec, batch.crops, batch.labels, 0)
+    return encrypted_round(tmp_path_factory.mktemp("round") / "round", spec=spec, weights=weights, trainer=trainer)

