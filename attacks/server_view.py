@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,7 @@ def encrypted_round(workdir: Path, *, spec: TrainingSpec, weights: np.ndarray, t
     """
     if workdir.exists() and any(workdir.iterdir()):
         raise ConfigError(f"{workdir} is not empty: give a new or empty folder")
+    spec = replace(spec, participants=("victim",))  # a federation of one: the server holds only the victim's upload
     fed = create_federation(workdir / "federation", participants=("victim",), initial_weights=weights, total_rounds=1,
                             quorum=1, round_timeout_s=3600, key_bits=key_bits, spec_json=spec.to_json())
     received = workdir / "server-received.bin"
@@ -118,10 +119,10 @@ def encrypted_round(workdir: Path, *, spec: TrainingSpec, weights: np.ndarray, t
                 break
             except requests.ConnectionError:
                 time.sleep(0.2)
+        key = SecretKey.load(fed.participant_dir("victim") / "secret_key.json")
         participant = Participant(server_url=url, token=(fed.participant_dir("victim") / "token").read_text().strip(),
-                                  secret_key=SecretKey.load(fed.participant_dir("victim") / "secret_key.json"),
-                                  trainer=trainer, sample_scale=spec.sample_scale, workers=workers)
-        participant.run()
+                                  secret_key=key, plan=spec.federation_plan(key.public_key.key_bits), workers=workers)
+        participant.run(trainer)
     finally:
         server.terminate()
         server.wait(timeout=30)
