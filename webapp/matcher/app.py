@@ -46,7 +46,7 @@ def create_app(config: MatcherConfig | Mapping[str, Any] | None = None) -> Flask
     else:
         check_schema(engine)
     store = MatcherStore(engine)
-    service = MatcherService(store, pinned_fingerprint=cfg.pinned_fingerprint)
+    service = MatcherService(store, pinned_fingerprint=cfg.pinned_fingerprint, engine=cfg.engine, shards=cfg.shards)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(cfg.max_message_bytes, cfg.max_block_bytes)
     app.extensions[api.EXTENSION] = api.MatcherState(cfg, store, service)

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8600)")
     serve.add_argument("--threads", type=int, help="waitress worker threads (default 4)")
+    serve.add_argument("--engine", help="auto, local, ray or a Ray address (default auto; env FACEPP_MATCHER_ENGINE)")
+    serve.add_argument("--shards", type=int, help="Ray actors holding the gallery (default 0: one per core)")
     serve.add_argument("--debug", action="store_true", help="Flask development server instead of waitress")
 
     key = sub.add_parser("create-api-key", parents=[common], help="create a client API key and print it once")
@@ -74,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from webapp.matcher.app import create_app
 
-    cfg = _config(args, host=args.host, port=args.port, threads=args.threads)
+    cfg = _config(args, host=args.host, port=args.port, threads=args.threads, engine=args.engine, shards=args.shards)
     app = create_app(cfg)
     if args.debug:
         logger.warning("Flask development server (--debug): not for production")

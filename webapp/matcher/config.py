@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from facepp.errors import ConfigError
+from webapp.matcher.engine import check_engine
 from webapp.settings import LayeredSettings
 
 ENV_PREFIX = "FACEPP_MATCHER_"
@@ -32,6 +33,11 @@ class MatcherConfig(LayeredSettings):
         bundle_fingerprint: optional hex fingerprint pinned out of band; any other
             public bundle is refused (``key_mismatch``).
         auto_migrate: upgrade the schema to the newest Alembic revision at start.
+        engine: where the ciphertexts live and are scored: ``auto`` (default: an
+            embedded Ray once the gallery has more than one block and the machine
+            more than one core), ``local`` (in this process), ``ray`` (embedded Ray)
+            or a Ray cluster address (``ray://HOST:PORT``). Env ``FACEPP_MATCHER_ENGINE``.
+        shards: Ray actors holding the gallery's blocks (0: one per core of the Ray cluster).
     """
 
     SECTION: ClassVar[str] = "matcher"
@@ -45,6 +51,8 @@ class MatcherConfig(LayeredSettings):
     max_block_bytes: int = 160 * MiB
     bundle_fingerprint: str | None = None
     auto_migrate: bool = True
+    engine: str = "auto"
+    shards: int = 0
 
     def __post_init__(self) -> None:
         if not self.db:
@@ -56,6 +64,9 @@ class MatcherConfig(LayeredSettings):
         for name in ("max_message_bytes", "max_block_bytes"):
             if getattr(self, name) < 1024:
                 raise ConfigError(f"{name} must be at least 1024 bytes")
+        check_engine(self.engine)
+        if self.shards < 0:
+            raise ConfigError(f"shards must be >= 0 (0: one per core), got {self.shards}")
         fp = self.bundle_fingerprint
         if fp is not None and (len(fp) != 64 or any(c not in "0123456789abcdef" for c in fp)):
             raise ConfigError("bundle_fingerprint must be 64 lower-case hex digits")

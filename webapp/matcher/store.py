@@ -9,13 +9,12 @@ ciphertext; :mod:`webapp.matcher.service` does (through the public CKKS API).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from facepp.errors import ConflictError
+from facepp.errors import ConflictError, NotFoundError
 from webapp.matcher.models import ApiKeyRow, AuditRow, Base, BlockRow, BundleRow, SubjectRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -93,19 +92,24 @@ class MatcherStore:
             ).all()
         return [(r.subject_id, r.block_index, r.slot) for r in rows]
 
-    def block_indices(self) -> list[int]:
-        """Indices of the stored blocks, ascending."""
+    def block_bitmaps(self) -> list[tuple[int, bytes, bytes]]:
+        """``(index, live, dirty)`` of every stored block, by index (no ciphertexts)."""
         with self.engine.connect() as conn:
-            return list(conn.scalars(select(BlockRow.block_index).order_by(BlockRow.block_index)))
+            rows = conn.execute(
+                select(BlockRow.block_index, BlockRow.live, BlockRow.dirty).order_by(BlockRow.block_index)).all()
+        return [(r.block_index, bytes(r.live), bytes(r.dirty)) for r in rows]
 
-    def iter_blocks(self) -> Iterator[BlockRecord]:
-        """Every stored block with its BLOCK message, one row in memory at a time."""
-        for index in self.block_indices():
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(BlockRow.live, BlockRow.dirty, BlockRow.data).where(BlockRow.block_index == index)
-                ).one()
-            yield BlockRecord(index, bytes(row.live), bytes(row.dirty), bytes(row.data))
+    def block_data(self, index: int) -> bytes:
+        """The stored BLOCK message of block ``index``.
+
+        Raises:
+            NotFoundError: no such block.
+        """
+        with self.engine.connect() as conn:
+            data = conn.scalar(select(BlockRow.data).where(BlockRow.block_index == index))
+        if data is None:
+            raise NotFoundError(f"no stored block {index}")
+        return bytes(data)
 
     def apply(self, change: GalleryChange) -> None:
         """Write one gallery operation atomically (blocks first, then subjects)."""

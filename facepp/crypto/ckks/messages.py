@@ -117,11 +117,11 @@ def parse_block(
 
 
 def pack_scores(
-    ciphertexts: Sequence[PyCtxt], index: ScoresIndex, *, fingerprint: bytes, dim: int
+    ciphertexts: Sequence[PyCtxt | bytes], index: ScoresIndex, *, fingerprint: bytes, dim: int
 ) -> bytes:
-    """A scores message: a JSON index blob then one level-2 ciphertext per returned block."""
+    """A scores message: a JSON index blob then one level-2 ciphertext (or its bytes) per returned block."""
     body = json.dumps({"entries": [list(e) for e in index.entries]}, separators=(",", ":")).encode()
-    blobs = [body] + [c.to_bytes() for c in ciphertexts]
+    blobs = [body] + [c if isinstance(c, bytes) else c.to_bytes() for c in ciphertexts]
     meta = _SCORES.pack(dim, int(index.mode))
     return wire.pack(wire.Kind.SCORES, fingerprint=fingerprint, meta=meta, blobs=blobs)
 

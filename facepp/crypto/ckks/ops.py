@@ -15,6 +15,8 @@ import numpy as np
 from Pyfhel import Pyfhel, PyCtxt
 
 from facepp.crypto.ckks.packing import slot_masks
+from facepp.crypto.ckks.params import CkksParams
+from facepp.errors import ProtocolError
 
 #: Modulus levels (number of primes dropped from the top of the chain).
 LEVEL_FRESH = 0
@@ -68,6 +70,42 @@ def masked_pieces(
             he.rescale_to_next(piece)
             pieces.append(piece)
     return pieces
+
+
+def identify_operands(he: Pyfhel, probe: PyCtxt, *, dim: int, baby: int) -> list[PyCtxt]:
+    """The ``dim`` level-1 operands ``rot(p~, i mod b)`` of an identification (or an unmasked 1:1).
+
+    A level-0 probe is switched down to level 1 first (in place).
+    """
+    if probe.mod_level == LEVEL_FRESH:
+        he.mod_switch_to_next(probe)
+    rotations = baby_rotations(he, probe, baby=baby)
+    return [rotations[i % baby] for i in range(dim)]
+
+
+def verify_operands(
+    he: Pyfhel, probe: PyCtxt, *, slot: int, dim: int, baby: int, slots: int, mask_scale: float
+) -> list[PyCtxt]:
+    """The ``dim`` level-1 operands of a masked 1:1 on ``slot`` (:func:`masked_pieces` of the probe).
+
+    Raises:
+        ProtocolError: the probe is not at level 0 (the mask needs the prime it would have dropped).
+    """
+    if probe.mod_level != LEVEL_FRESH:
+        raise ProtocolError("a masked verification needs a level-0 probe (encrypt_probe(verification=True))")
+    rotations = baby_rotations(he, probe, baby=baby)
+    return masked_pieces(he, rotations, slot=slot, dim=dim, slots=slots, mask_scale=mask_scale)
+
+
+def zero_diagonals(he: Pyfhel, params: CkksParams, *, dim: int) -> list[PyCtxt]:
+    """``dim`` level-1 encryptions of zero under the public key: an empty gallery block."""
+    zeros = np.zeros(params.slots)
+    diagonals = []
+    for _ in range(dim):
+        ctxt = he.encryptFrac(zeros, scale=params.scale)
+        he.mod_switch_to_next(ctxt)
+        diagonals.append(ctxt)
+    return diagonals
 
 
 def inner_products(he: Pyfhel, diagonals: Sequence[PyCtxt], operands: Sequence[PyCtxt], *, baby: int) -> PyCtxt:
