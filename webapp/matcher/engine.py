@@ -25,8 +25,9 @@ from typing import Protocol
 from facepp.errors import ConfigError
 from webapp.matcher.shard import GalleryShard
 
-#: Reads the stored BLOCK message of a block index (the database is the source of truth).
-BlockLoader = Callable[[int], bytes]
+#: Reads a block index's stored BLOCK message and its kept templates ``[(slot, ciphertext), ...]``
+#: (the database is the source of truth).
+BlockLoader = Callable[[int], tuple[bytes, list[tuple[int, bytes]]]]
 ENGINES = ("auto", "local", "ray")
 
 
@@ -38,7 +39,11 @@ class Engine(Protocol):
 
     def put_block(self, index: int, block: bytes) -> None: ...
 
-    def write_template(self, index: int, slot: int, template: bytes, live: bytes) -> bytes: ...
+    def write_template(self, index: int, slot: int, template: bytes, live: bytes) -> tuple[bytes, bytes]: ...
+
+    def put_template(self, index: int, slot: int, template: bytes) -> None: ...
+
+    def drop_template(self, index: int, slot: int) -> None: ...
 
     def export_block(self, index: int, live: bytes) -> bytes: ...
 
@@ -58,6 +63,7 @@ class LocalEngine(GalleryShard):
     def close(self) -> None:
         """Drop the ciphertexts."""
         self._blocks.clear()
+        self._templates.clear()
 
 
 def check_engine(value: str) -> str:

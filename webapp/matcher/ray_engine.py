@@ -2,13 +2,13 @@
 
 Matcher only. Each actor holds the public bundle and the blocks placed on it
 (a new block goes to the shard holding fewest, so enrolment keeps the shards
-balanced). A 1:N query puts the probe in Ray's object store once, fans out one
+balanced) and serves a few calls at once. A 1:N query puts the probe in Ray's object store once, fans out one
 call per shard and gathers the encrypted partial scores; a 1:1 query or an
 enrolment goes to the one shard holding the block.
 
 An actor that dies (its process or node lost) is replaced on the next call
 that reaches it: a new actor loads the dead one's blocks from the database
-through the :data:`~webapp.matcher.engine.BlockLoader`, and the call is
+(and their kept templates) through the :data:`~webapp.matcher.engine.BlockLoader`, and the call is
 retried once. ``address=None`` starts an embedded Ray on this machine (shut
 down by :meth:`RayEngine.close`); an address joins an existing cluster.
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from facepp.errors import ConfigError, FaceppError
 from webapp.matcher.engine import BlockLoader
@@ -31,7 +31,9 @@ import ray  # noqa: E402 - after the environment above
 from ray.exceptions import RayActorError, RayError, RayTaskError  # noqa: E402
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
+#: Calls one actor serves at once: concurrent scores on one shard overlap (SEAL releases the GIL);
+#: the service's lock keeps mutations apart from scores.
+ACTOR_THREADS = 4
 #: Object store of an embedded Ray: holds probes, partial scores and blocks in transit, not the gallery.
 OBJECT_STORE_BYTES = 1 << 30
 
@@ -68,7 +70,8 @@ class RayEngine:
                 raise ConfigError(f"cannot start Ray ({address or 'embedded'}): {exc}") from exc
         self.shards = shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._loader = loader
-        self._actor_class = ray.remote(GalleryShard).options(num_cpus=0, scheduling_strategy="SPREAD")
+        self._actor_class = ray.remote(GalleryShard).options(num_cpus=0, max_concurrency=ACTOR_THREADS,
+                                                             scheduling_strategy="SPREAD")
         self._init = (ray.put(bundle), dim, fingerprint)
         self._lock = threading.Lock()
         self._placement: dict[int, int] = {}
@@ -85,10 +88,19 @@ class RayEngine:
         """See :meth:`GalleryShard.put_block` (a new block goes to the emptiest shard)."""
         self._gather([(self._shard_for(index), "put_block", (index, block))])
 
-    def write_template(self, index: int, slot: int, template: bytes, live: bytes) -> bytes:
+    def write_template(self, index: int, slot: int, template: bytes, live: bytes) -> tuple[bytes, bytes]:
         """See :meth:`GalleryShard.write_template` (a new block goes to the emptiest shard)."""
-        data: bytes = self._gather([(self._shard_for(index), "write_template", (index, slot, template, live))])[0]
+        data: tuple[bytes, bytes] = self._gather([(self._shard_for(index), "write_template",
+                                                   (index, slot, template, live))])[0]
         return data
+
+    def put_template(self, index: int, slot: int, template: bytes) -> None:
+        """See :meth:`GalleryShard.put_template`."""
+        self._gather([(self._placement[index], "put_template", (index, slot, template))])
+
+    def drop_template(self, index: int, slot: int) -> None:
+        """See :meth:`GalleryShard.drop_template`."""
+        self._gather([(self._placement[index], "drop_template", (index, slot))])
 
     def export_block(self, index: int, live: bytes) -> bytes:
         """See :meth:`GalleryShard.export_block`."""
@@ -133,7 +145,7 @@ class RayEngine:
     def _spawn(self) -> Any:
         bundle_ref, dim, fingerprint = self._init
         actor: Any = self._actor_class.remote(bundle_ref, dim=dim, fingerprint=fingerprint)
-        _unwrap(lambda: ray.get(actor.indices.remote()))  # surfaces a bundle error now, not on first use
+        _get(actor.indices.remote())  # surfaces a bundle error now, not on first use
         return actor
 
     def _shard_for(self, index: int) -> int:
@@ -151,11 +163,11 @@ class RayEngine:
         answers = []
         for (shard, method, args), ref in zip(calls, refs):
             try:
-                answers.append(_unwrap(lambda: ray.get(ref)))
+                answers.append(_get(ref))
             except RayActorError:
                 logger.warning("Ray shard %d died: rebuilding it from the database", shard)
                 self._replace(shard, self._actors[shard])
-                answers.append(_unwrap(lambda: ray.get(getattr(self._actors[shard], method).remote(*args))))
+                answers.append(_get(getattr(self._actors[shard], method).remote(*args)))
         return answers
 
     def _replace(self, shard: int, dead: Any) -> None:
@@ -164,15 +176,19 @@ class RayEngine:
                 return  # another thread replaced it already
             actor = self._spawn()
             indices = [i for i, s in self._placement.items() if s == shard]
-            _unwrap(lambda: ray.get([actor.put_block.remote(i, self._loader(i)) for i in indices]))
+            for index in indices:
+                block, templates = self._loader(index)
+                calls = [actor.put_block.remote(index, block)]
+                calls += [actor.put_template.remote(index, slot, data) for slot, data in templates]
+                _get(calls)
             self._actors[shard] = actor
         logger.info("Ray shard %d rebuilt with %d blocks", shard, len(indices))
 
 
-def _unwrap(get: Callable[[], T]) -> T:
-    """Run a ``ray.get``; a project error raised inside an actor comes out as itself."""
+def _get(refs: Any) -> Any:
+    """``ray.get(refs)``; a project error raised inside an actor comes out as itself."""
     try:
-        return get()
+        return ray.get(refs)
     except RayTaskError as exc:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, FaceppError):

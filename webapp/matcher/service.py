@@ -118,7 +118,10 @@ class MatcherService:
         engine = self._open_engine(stored.data, stored.dim, fingerprint, blocks=len(bitmaps))
         try:
             for index in range(len(bitmaps)):
-                engine.put_block(index, self.store.block_data(index))
+                block, templates = self.store.stored_block(index)
+                engine.put_block(index, block)
+                for slot, template in templates:
+                    engine.put_template(index, slot, template)
         except BaseException:
             engine.close()
             raise
@@ -129,7 +132,7 @@ class MatcherService:
 
     def _open_engine(self, bundle: bytes, dim: int, fingerprint: bytes, *, blocks: int) -> Engine:
         return open_engine(self.engine_setting, shards=self.shards, blocks=blocks, bundle=bundle, dim=dim,
-                           fingerprint=fingerprint, loader=self.store.block_data)
+                           fingerprint=fingerprint, loader=self.store.stored_block)
 
     def _check_bundle(self, data: bytes) -> tuple[bytes, int]:
         """The fingerprint and slot count of a bundle, from its envelope (the engine checks the keys).
@@ -240,7 +243,9 @@ class MatcherService:
             gallery.slots.location(subject_id)
 
             def change() -> GalleryChange:
-                block = gallery.slots.remove(subject_id)
+                block, slot = gallery.slots.location(subject_id)
+                gallery.engine.drop_template(block, slot)
+                gallery.slots.remove(subject_id)
                 return GalleryChange(blocks=[BlockRecord(block, *gallery.slots.bitmaps(block))],
                                      delete_subjects=[subject_id])
 
@@ -249,7 +254,11 @@ class MatcherService:
     # -- scoring -------------------------------------------------------------------------------
 
     def score_one(self, subject_id: str, probe: bytes) -> bytes:
-        """Masked 1:1 scores (only the claimed subject's slot is non-zero).
+        """1:1 scores that show the terminal the claimed subject's score only.
+
+        A subject enrolled on its own costs one template's work (every slot of the
+        reply holds its score); one enrolled in a bulk block costs one block's
+        (the other slots are masked to zero).
 
         Raises:
             NotFoundError: unknown subject (or no bundle).
@@ -337,12 +346,15 @@ class MatcherService:
         block, slot = gallery.slots.next_free()
 
         def change() -> GalleryChange:
-            data = gallery.engine.write_template(block, slot, template, gallery.slots.live_with(block, slot))
+            data, kept = gallery.engine.write_template(block, slot, template, gallery.slots.live_with(block, slot))
             old = gallery.slots.assign(subject_id, block, slot)
             records = [BlockRecord(block, *gallery.slots.bitmaps(block), data)]
-            if old is not None and old[0] != block:
-                records.append(BlockRecord(old[0], *gallery.slots.bitmaps(old[0])))
-            return GalleryChange(blocks=records, upsert_subjects=[(subject_id, block, slot)])
+            if old is not None:
+                gallery.engine.drop_template(*old)
+                if old[0] != block:
+                    records.append(BlockRecord(old[0], *gallery.slots.bitmaps(old[0])))
+            return GalleryChange(blocks=records, upsert_subjects=[(subject_id, block, slot)],
+                                 templates={subject_id: kept})
 
         self._mutate(change)
         return block, slot

@@ -1,8 +1,11 @@
 """One shard of the packed encrypted gallery: some blocks' ciphertexts under the public bundle (matcher only).
 
-A :class:`GalleryShard` holds the terminal's public bundle and the diagonal
-ciphertexts of the blocks given to it, by block index. It knows no subject id
-and no slot state: :mod:`webapp.matcher.slots` keeps those. The in-process
+A :class:`GalleryShard` holds the terminal's public bundle, the diagonal
+ciphertexts of the blocks given to it, by block index, and, for templates
+enrolled one by one, the template ciphertext itself by ``(block, slot)``: a 1:1
+on such a slot costs one template's work (:func:`facepp.crypto.ckks.ops.single_score`)
+instead of one block's. It knows no subject id and no slot state:
+:mod:`webapp.matcher.slots` keeps those. The in-process
 engine runs one shard; the Ray engine runs one shard per actor
 (:mod:`webapp.matcher.ray_engine`). Everything crosses the shard's boundary
 as bytes (wire messages in, serialised ciphertexts out), so a shard works the
@@ -23,10 +26,10 @@ from collections.abc import Sequence
 from Pyfhel import PyCtxt
 
 from facepp.crypto.ckks import messages as msg
-from facepp.crypto.ckks import ops
+from facepp.crypto.ckks import ops, wire
 from facepp.crypto.ckks.packing import unpack_bitmap
 from facepp.crypto.ckks.public_key import CkksPublicContext
-from facepp.errors import NotFoundError
+from facepp.errors import NotFoundError, ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class GalleryShard:
         self.dim = params.check_dim(dim)
         self.baby = params.baby_for(dim)
         self._blocks: dict[int, list[PyCtxt]] = {}
+        self._templates: dict[tuple[int, int], PyCtxt] = {}
 
     def indices(self) -> list[int]:
         """Indices of the blocks held, ascending."""
@@ -67,13 +71,27 @@ class GalleryShard:
         """Forget block ``index`` (no error if absent)."""
         self._blocks.pop(index, None)
 
-    def write_template(self, index: int, slot: int, template: bytes, live: bytes) -> bytes:
-        """Write a TEMPLATE message into ``slot`` of block ``index`` (a new block starts as zeros).
+    def put_template(self, index: int, slot: int, template: bytes) -> None:
+        """Hold the level-1 template ciphertext of ``slot`` of block ``index`` (fast 1:1).
+
+        Raises:
+            ProtocolError: not a level-1 ciphertext at the gallery's scale.
+        """
+        self._templates[index, slot] = wire.load_ciphertext(self.context.he, template, level=ops.LEVEL_GALLERY,
+                                                            scale=self.context.params.scale, what="template")
+
+    def drop_template(self, index: int, slot: int) -> None:
+        """Forget the template of ``slot`` of block ``index`` (no error if absent)."""
+        self._templates.pop((index, slot), None)
+
+    def write_template(self, index: int, slot: int, template: bytes, live: bytes) -> tuple[bytes, bytes]:
+        """Write a TEMPLATE message into ``slot`` of block ``index`` (a new block starts as zeros), and keep it.
 
         The slot must be free (zero): the caller's slot table guarantees it.
 
         Returns:
-            The changed block as a BLOCK message with occupancy ``live`` (for the database).
+            The changed block as a BLOCK message with occupancy ``live``, and the
+            template at level 1 (both for the database).
 
         Raises:
             ProtocolError, KeyMismatchError: malformed or foreign template (nothing changes then).
@@ -84,7 +102,9 @@ class GalleryShard:
                                    slots=params.slots, mask_scale=self.context.mask_scale)
         current = self._blocks.get(index) or ops.zero_diagonals(he, params, dim=self.dim)
         self._blocks[index] = [he.add(d, p, True) for d, p in zip(current, pieces, strict=True)]
-        return self.export_block(index, live)
+        he.mod_switch_to_next(ctxt)
+        self._templates[index, slot] = ctxt
+        return self.export_block(index, live), ctxt.to_bytes()
 
     def export_block(self, index: int, live: bytes) -> bytes:
         """BLOCK message of block ``index`` with occupancy ``live`` (a packed slot bitmap)."""
@@ -111,7 +131,11 @@ class GalleryShard:
         return [ops.inner_products(he, diagonals, operands, baby=self.baby).to_bytes() for diagonals in blocks]
 
     def score_slot(self, index: int, slot: int, probe: bytes) -> bytes:
-        """Masked 1:1: a level-2 ciphertext (serialised) that is zero in every slot but ``slot``.
+        """1:1 on ``slot``: a level-2 ciphertext (serialised) that shows the terminal that slot's score only.
+
+        With the slot's template held, every slot of the result holds its score
+        (one product and ``window_sum``); otherwise the block is scored with the
+        probe masked to ``slot`` (zero in every other slot; needs a level-0 probe).
 
         Raises:
             ProtocolError, KeyMismatchError: malformed, foreign or level-1 probe.
@@ -120,6 +144,12 @@ class GalleryShard:
         diagonals = self._block(index)
         he, params = self.context.he, self.context.params
         ctxt = msg.parse_probe(he, probe, fingerprint=self.context.fingerprint, params=params, dim=self.dim)
+        if ctxt.mod_level != ops.LEVEL_FRESH:  # one contract for both paths: the terminal cannot tell them apart
+            raise ProtocolError("a verification needs a level-0 probe (encrypt_probe(verification=True))")
+        template = self._templates.get((index, slot))
+        if template is not None:
+            he.mod_switch_to_next(ctxt)
+            return ops.single_score(he, template, ctxt, dim=self.dim, baby=self.baby).to_bytes()
         operands = ops.verify_operands(he, ctxt, slot=slot, dim=self.dim, baby=self.baby, slots=params.slots,
                                        mask_scale=self.context.mask_scale)
         return ops.inner_products(he, diagonals, operands, baby=self.baby).to_bytes()

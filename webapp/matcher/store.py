@@ -53,6 +53,7 @@ class GalleryChange:
 
     blocks: list[BlockRecord] = field(default_factory=list)
     upsert_subjects: list[tuple[str, int, int]] = field(default_factory=list)
+    templates: dict[str, bytes] = field(default_factory=dict)
     delete_subjects: list[str] = field(default_factory=list)
 
 
@@ -129,12 +130,21 @@ class MatcherStore:
             if change.delete_subjects:
                 conn.execute(delete(SubjectRow).where(SubjectRow.subject_id.in_(change.delete_subjects)))
             for sid, block_index, slot in change.upsert_subjects:
-                moved = conn.execute(
-                    update(SubjectRow).where(SubjectRow.subject_id == sid).values(block_index=block_index, slot=slot)
-                ).rowcount
+                row = {"block_index": block_index, "slot": slot, "template": change.templates.get(sid)}
+                moved = conn.execute(update(SubjectRow).where(SubjectRow.subject_id == sid).values(**row)).rowcount
                 if not moved:
-                    conn.execute(insert(SubjectRow).values(subject_id=sid, block_index=block_index, slot=slot,
-                                                           enrolled_at=now))
+                    conn.execute(insert(SubjectRow).values(subject_id=sid, enrolled_at=now, **row))
+
+    def block_templates(self, index: int) -> list[tuple[int, bytes]]:
+        """``(slot, template)`` of the kept templates of block ``index``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SubjectRow.slot, SubjectRow.template).where(
+                SubjectRow.block_index == index, SubjectRow.template.is_not(None))).all()
+        return [(r.slot, bytes(r.template)) for r in rows]
+
+    def stored_block(self, index: int) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """Block ``index``'s BLOCK message and kept templates (the engines' loader)."""
+        return self.block_data(index), self.block_templates(index)
 
     def counts(self) -> dict[str, int]:
         """Row count of every table (for tests, health checks and operators)."""

@@ -151,6 +151,39 @@ def inner_products(he: Pyfhel, diagonals: Sequence[PyCtxt], operands: Sequence[P
     return total
 
 
+def window_sum(he: Pyfhel, ctxt: PyCtxt, *, dim: int, baby: int) -> PyCtxt:
+    """Slot ``s`` of the result holds ``sum_{i < dim} ctxt[s + i]``, using only the rotation keys for 1 and ``baby``.
+
+    Doubling: widths 1, 2, 4, ... ``dim``; a shift below ``baby`` is made of
+    step-1 rotations, a shift of ``baby`` or more of step-``baby`` rotations
+    (34 key switches at ``dim = 128, b = 32``). For a ``dim``-periodic input, every
+    slot of the result holds the same sum.
+    """
+    total = ctxt
+    width = 1
+    while width < dim:
+        step, count = (baby, width // baby) if width >= baby else (1, width)
+        shifted = total
+        for _ in range(count):
+            shifted = he.rotate(shifted, step, True)
+        total = he.add(total, shifted, True)
+        width *= 2
+    return total
+
+
+def single_score(he: Pyfhel, template: PyCtxt, probe: PyCtxt, *, dim: int, baby: int) -> PyCtxt:
+    """Encrypted score of one replicated template against a replicated probe (both level 1).
+
+    One ciphertext product, a relinearisation and a rescale, then :func:`window_sum`:
+    every slot of the level-2 result holds the same cosine score, so its decryption
+    shows that score and nothing else.
+    """
+    product = he.multiply(template, probe, True)
+    he.relinearize(product)
+    he.rescale_to_next(product)
+    return window_sum(he, product, dim=dim, baby=baby)
+
+
 def add_into(he: Pyfhel, diagonals: list[PyCtxt], pieces: Sequence[PyCtxt]) -> None:
     """``diagonals[i] += pieces[i]`` in place (writes a template into its slot)."""
     for diagonal, piece in zip(diagonals, pieces, strict=True):

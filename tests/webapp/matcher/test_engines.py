@@ -68,7 +68,8 @@ def gallery(tmp_path_factory: pytest.TempPathFactory, key_holder: CkksKeyHolder)
 
 @pytest.fixture(scope="module")
 def ray_service(gallery: tuple[Path, np.ndarray, list[str]]) -> Iterator[MatcherService]:
-    service = MatcherService(_store(gallery[0]), engine="ray", shards=2)
+    """``auto`` with two shards and a gallery of several blocks: an embedded Ray with 2 actors."""
+    service = MatcherService(_store(gallery[0]), engine="auto", shards=2)
     yield service
     service.close()
     import ray
@@ -81,6 +82,7 @@ def test_two_ray_shards_give_exactly_the_in_process_scores(gallery: tuple[Path, 
                                                            key_holder: CkksKeyHolder) -> None:
     path, templates, ids = gallery
     local = MatcherService(_store(path), engine="local")
+    assert local.engine is not None and ray_service.engine is not None
     assert (local.engine.name, ray_service.engine.name, ray_service.engine.shards) == ("local", "ray", 2)
     assert sorted(set(ray_service.engine.placement().values())) == [0, 1], "blocks are spread over both shards"
     probe = templates[-1]
@@ -115,10 +117,19 @@ def test_a_killed_actor_is_rebuilt_from_the_database_and_the_query_answers(
 def test_enrolment_on_ray_fills_free_slots_and_persists(gallery: tuple[Path, np.ndarray, list[str]],
                                                         ray_service: MatcherService, key_holder: CkksKeyHolder) -> None:
     path, templates, _ = gallery
+    import ray
+
     new = templates[-2]
     assert ray_service.enrol("fresh", key_holder.encrypt_template(new)) == (0, BLOCK_SIZES[0])
-    probe = key_holder.encrypt_probe(new, verification=True)
-    assert key_holder.decrypt_scores(ray_service.score_one("fresh", probe), dim=DIM)["fresh"] == pytest.approx(1, abs=1e-4)
+    probe = key_holder.encrypt_probe(templates[0], verification=True)
+    expected = float(new @ templates[0])
+    reply = ray_service.score_one("fresh", probe)
+    assert key_holder.decrypt_scores(reply, dim=DIM)["fresh"] == pytest.approx(expected, abs=1e-4)
+    (slots,) = key_holder.decrypt_score_slots(reply, dim=DIM)
+    np.testing.assert_allclose(slots, expected, atol=1e-4, err_msg="a fast 1:1 reply shows that one score only")
+    ray.kill(ray_service.engine.actor(ray_service.engine.placement()[0]), no_restart=True)
+    rebuilt = key_holder.decrypt_score_slots(ray_service.score_one("fresh", probe), dim=DIM)[0]
+    np.testing.assert_allclose(rebuilt, expected, atol=1e-4, err_msg="the kept template is rebuilt from the database")
     reloaded = MatcherService(_store(path), engine="local")
     identify = key_holder.encrypt_probe(new, verification=False)
     assert (key_holder.decrypt_scores(reloaded.identify(identify), dim=DIM)
