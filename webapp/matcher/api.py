@@ -180,6 +180,12 @@ def identify() -> Response:
     return _octets(state().service.identify(_body()))
 
 
+@api.get("/locations")
+def locations() -> Response:
+    version, subjects = state().service.locations()
+    return jsonify(version=version, subjects=[list(s) for s in subjects])
+
+
 @api.get("/blocks/stale")
 def stale_blocks() -> Response:
     return jsonify(blocks=state().service.stale_blocks())

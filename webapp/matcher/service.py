@@ -272,7 +272,10 @@ class MatcherService:
         return msg.pack_scores([score], index, fingerprint=gallery.fingerprint, dim=gallery.dim)
 
     def identify(self, probe: bytes) -> bytes:
-        """1:N scores of every live subject.
+        """1:N scores of every block holding live subjects, named by block and location-table version.
+
+        The reply carries no subject id: the terminal maps slots to subjects with
+        :meth:`locations` of the same version (fetched again only after a change).
 
         Raises:
             ConflictError: no bundle registered.
@@ -280,13 +283,21 @@ class MatcherService:
         """
         with self._lock.gen_rlock():
             gallery = self._require()
-            by_block = gallery.slots.entries_by_block()
-            indices = sorted(by_block)
+            version, indices = gallery.slots.version, gallery.slots.live_blocks()
             scores = gallery.engine.score(probe, indices)
-        entries = tuple((sid, pos, slot) for pos, block in enumerate(indices) for sid, slot in by_block[block])
-        logger.info("scored %d subjects in %d blocks", len(entries), len(indices))
-        index = ScoresIndex(mode=ScoreMode.IDENTIFY, entries=entries)
+        logger.info("scored %d blocks", len(indices))
+        index = ScoresIndex(mode=ScoreMode.IDENTIFY_BLOCKS, version=version, blocks=tuple(indices))
         return msg.pack_scores(scores, index, fingerprint=gallery.fingerprint, dim=gallery.dim)
+
+    def locations(self) -> tuple[str, list[tuple[str, int, int]]]:
+        """The location table: its version and ``(subject_id, block, slot)`` of every live subject.
+
+        Raises:
+            ConflictError: no bundle registered.
+        """
+        with self._lock.gen_rlock():
+            gallery = self._require()
+            return gallery.slots.version, gallery.slots.locations()
 
     # -- block refresh -------------------------------------------------------------------------
 

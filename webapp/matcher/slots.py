@@ -9,6 +9,7 @@ block), as in :mod:`facepp.crypto.ckks.gallery`. Not thread-safe by itself:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -32,6 +33,8 @@ class SlotTable:
         self.live: list[Bitmap] = []
         self.dirty: list[Bitmap] = []
         self._subjects: dict[str, tuple[int, int]] = {}
+        self._epoch = secrets.token_hex(8)
+        self._changes = 0
 
     @classmethod
     def restore(cls, slots: int, bitmaps: Sequence[tuple[bytes, bytes]],
@@ -73,6 +76,19 @@ class SlotTable:
         return iter(self._subjects)
 
     @property
+    def version(self) -> str:
+        """Changes whenever a subject's location does (and at every load): names a location table."""
+        return f"{self._epoch}-{self._changes}"
+
+    def locations(self) -> list[tuple[str, int, int]]:
+        """``(subject_id, block, slot)`` of every live subject."""
+        return [(sid, block, slot) for sid, (block, slot) in self._subjects.items()]
+
+    def live_blocks(self) -> list[int]:
+        """Blocks holding live subjects, ascending."""
+        return [i for i, live in enumerate(self.live) if live.any()]
+
+    @property
     def blocks(self) -> int:
         """Number of blocks (with or without live subjects)."""
         return len(self.live)
@@ -87,13 +103,6 @@ class SlotTable:
             return self._subjects[subject_id]
         except KeyError:
             raise NotFoundError("unknown subject id") from None
-
-    def entries_by_block(self) -> dict[int, list[tuple[str, int]]]:
-        """``{block: [(subject_id, slot), ...]}`` for blocks with live subjects, in enrolment order."""
-        out: dict[int, list[tuple[str, int]]] = {}
-        for sid, (block, slot) in self._subjects.items():
-            out.setdefault(block, []).append((sid, slot))
-        return out
 
     def stale_blocks(self) -> list[int]:
         """Blocks holding dirty slots."""
@@ -129,6 +138,7 @@ class SlotTable:
             self._retire(*old)
         self.live[block][slot] = True
         self._subjects[subject_id] = (block, slot)
+        self._changes += 1
         return old
 
     def remove(self, subject_id: str) -> int:
@@ -136,6 +146,7 @@ class SlotTable:
         block, slot = self.location(subject_id)
         del self._subjects[subject_id]
         self._retire(block, slot)
+        self._changes += 1
         return block
 
     def refreshed(self, block: int) -> None:

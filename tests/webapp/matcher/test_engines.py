@@ -21,7 +21,7 @@ from facepp.crypto.ckks.packing import pack_bitmap
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.errors import ConfigError, ProtocolError
 from tests.helpers.matcher import DIM
-from webapp.matcher.client import live_slots
+from webapp.matcher.client import StaleLocationsError, live_slots, location_table
 from webapp.matcher.config import MatcherConfig
 from webapp.matcher.db import make_engine, upgrade
 from webapp.matcher.service import MatcherService
@@ -58,6 +58,23 @@ def _bulk_gallery(store: MatcherStore, holder: CkksKeyHolder, templates: np.ndar
     return ids
 
 
+def _identify(service: MatcherService, holder: CkksKeyHolder, probe: bytes) -> dict[str, float]:
+    """1:N through the service, decrypted with the location table of the reply's version (asked again if stale)."""
+    while True:
+        reply = service.identify(probe)
+        version, subjects = service.locations()
+
+        def table(wanted: str) -> dict[int, list[tuple[str, int]]]:
+            if wanted != version:
+                raise StaleLocationsError("the gallery changed")
+            return location_table(subjects)
+
+        try:
+            return holder.decrypt_scores(reply, dim=DIM, locations=table)
+        except StaleLocationsError:
+            continue
+
+
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory: pytest.TempPathFactory, key_holder: CkksKeyHolder) -> tuple[Path, np.ndarray, list[str]]:
     path = tmp_path_factory.mktemp("engines") / "matcher.db"
@@ -87,8 +104,8 @@ def test_two_ray_shards_give_exactly_the_in_process_scores(gallery: tuple[Path, 
     assert sorted(set(ray_service.engine.placement().values())) == [0, 1], "blocks are spread over both shards"
     probe = templates[-1]
     identify = key_holder.encrypt_probe(probe, verification=False)
-    on_ray = key_holder.decrypt_scores(ray_service.identify(identify), dim=DIM)
-    in_process = key_holder.decrypt_scores(local.identify(identify), dim=DIM)
+    on_ray = _identify(ray_service, key_holder, identify)
+    in_process = _identify(local, key_holder, identify)
     assert on_ray == in_process and list(on_ray) == ids
     np.testing.assert_allclose([on_ray[s] for s in ids], templates[: len(ids)] @ probe, atol=1e-4)
     verify = key_holder.encrypt_probe(probe, verification=True)
@@ -103,11 +120,11 @@ def test_a_killed_actor_is_rebuilt_from_the_database_and_the_query_answers(
 
     _, templates, ids = gallery
     probe = key_holder.encrypt_probe(templates[-1], verification=False)
-    before = key_holder.decrypt_scores(ray_service.identify(probe), dim=DIM)
+    before = _identify(ray_service, key_holder, probe)
     engine = ray_service.engine
     dead = engine.actor(0)
     ray.kill(dead, no_restart=True)
-    assert key_holder.decrypt_scores(ray_service.identify(probe), dim=DIM) == before
+    assert _identify(ray_service, key_holder, probe) == before
     assert engine.actor(0) is not dead
     verify = key_holder.encrypt_probe(templates[0], verification=True)
     ray.kill(engine.actor(1), no_restart=True)
@@ -132,8 +149,8 @@ def test_enrolment_on_ray_fills_free_slots_and_persists(gallery: tuple[Path, np.
     np.testing.assert_allclose(rebuilt, expected, atol=1e-4, err_msg="the kept template is rebuilt from the database")
     reloaded = MatcherService(_store(path), engine="local")
     identify = key_holder.encrypt_probe(new, verification=False)
-    assert (key_holder.decrypt_scores(reloaded.identify(identify), dim=DIM)
-            == key_holder.decrypt_scores(ray_service.identify(identify), dim=DIM))
+    assert (_identify(reloaded, key_holder, identify)
+            == _identify(ray_service, key_holder, identify))
     ray_service.delete("fresh")
     assert "fresh" not in ray_service.subjects() and ray_service.stale_blocks() == [0]
 
@@ -164,7 +181,7 @@ def test_concurrent_enrol_delete_refresh_and_score_stay_consistent_with_the_data
     refused: list[int] = []
 
     def score(_: int) -> None:
-        scores = key_holder.decrypt_scores(service.identify(identify), dim=DIM)
+        scores = _identify(service, key_holder, identify)
         one = key_holder.decrypt_scores(service.score_one(ids[0], verify), dim=DIM)
         with lock:
             seen.extend([scores, one])
@@ -196,5 +213,5 @@ def test_concurrent_enrol_delete_refresh_and_score_stay_consistent_with_the_data
     assert service.subjects() == final == sorted(sid for sid, _, _ in store.subjects())
     assert service.stale_blocks() == []
     reloaded = MatcherService(store, engine="local")
-    assert (key_holder.decrypt_scores(reloaded.identify(identify), dim=DIM)
-            == key_holder.decrypt_scores(service.identify(identify), dim=DIM))
+    assert (_identify(reloaded, key_holder, identify)
+            == _identify(service, key_holder, identify))
