@@ -24,7 +24,7 @@ from tests.helpers.isolation import (
     within,
 )
 
-APPLICATIONS = ("training", "webapp", "benchmarks", "scripts", "tests")
+APPLICATIONS = ("training", "webapp", "attacks", "benchmarks", "scripts", "tests")
 UNTRUSTED_TRAINING_FORBIDDEN = ("training.participant", "training.simulation", "training.ceremony", "training.cli")
 MATCHER_FOR_THE_TERMINAL = ("webapp.matcher.client", "webapp.matcher.protocol")
 
@@ -74,6 +74,12 @@ def test_shared_training_modules_belong_to_no_role() -> None:
         assert secret_key_modules(mods) == [] and face_modules(mods) == [], name
 
 
+def test_no_role_imports_the_attack_lab() -> None:
+    """The attack lab plays every role at once (it holds every key); only benchmarks and tests use it."""
+    for folder in ("training", "webapp"):
+        assert _violations(folder, lambda mods: within(mods, ("attacks",))) == []
+
+
 def test_public_crypto_modules_never_import_secret_key_modules() -> None:
     for path in python_files("facepp/crypto"):
         if not module_name(path).rpartition(".")[2].startswith("secret_"):
@@ -105,7 +111,7 @@ def _loaded_after_importing(*packages: str) -> list[str]:
 def test_importing_the_whole_library_loads_no_application() -> None:
     loaded = _loaded_after_importing("facepp")
     assert "facepp.cli" in loaded and "facepp.crypto.ckks.secret_key" in loaded
-    assert within(loaded, ("training", "webapp", "benchmarks")) == []
+    assert within(loaded, ("training", "webapp", "attacks", "benchmarks")) == []
 
 
 def test_importing_every_server_module_loads_no_secret_key_or_face_code() -> None:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_packages_pass_mypy(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--cache-dir", str(tmp_path / "mypy"),
-         "facepp", "training", "webapp"],
+         "facepp", "training", "webapp", "attacks"],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout[-4000:]

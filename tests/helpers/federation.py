@@ -103,7 +103,8 @@ def start_toy_participant(federation: Federation, name: str, url: str, *, out: P
     ``tls``: (CA, client certificate, client key) PEM files for a server over mutual TLS.
     """
     cmd = [sys.executable, str(TOY), "--dir", str(federation.participant_dir(name)), "--server", url,
-           "--name", name, "--out", str(out), "--delay", str(delay_s)]
+           "--name", name, "--out", str(out), "--delay", str(delay_s),
+           "--participants", str(len(list((federation.root / "participants").iterdir())))]
     if tls:
         cmd += ["--ca-file", str(tls[0]), "--client-cert", str(tls[1]), str(tls[2])]
     log = (federation.root / f"{name}.log").open("ab")

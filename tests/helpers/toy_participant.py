@@ -23,8 +23,8 @@ SAMPLE_SCALE = 100.0
 PARTICIPANTS = 3
 
 
-def toy_plan(key_bits: int = 2048) -> FederationPlan:
-    return FederationPlan(packing_plan(key_bits=key_bits, participants=PARTICIPANTS), participants=PARTICIPANTS,
+def toy_plan(key_bits: int = 2048, participants: int = PARTICIPANTS) -> FederationPlan:
+    return FederationPlan(packing_plan(key_bits=key_bits, participants=participants), participants=participants,
                           sample_scale=SAMPLE_SCALE)
 
 
@@ -53,13 +53,14 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--ca-file")
     parser.add_argument("--client-cert", nargs=2, metavar=("PEM", "KEY"))
+    parser.add_argument("--participants", type=int, default=PARTICIPANTS, help="K of the federation's plan")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     participant = Participant(
         server_url=args.server,
         token=(args.dir / "token").read_text().strip(),
         secret_key=SecretKey.load(args.dir / "secret_key.json"),
-        plan=toy_plan(),
+        plan=toy_plan(participants=args.participants),
         poll_s=0.1,
         workers=1,
         ca_file=args.ca_file,
