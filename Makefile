@@ -31,6 +31,8 @@ bench: $(STAMP)
 	mkdir -p out
 	$(PY) -m benchmarks.paillier_bench --quick --json out/paillier_bench.json
 	$(PY) -m benchmarks.ckks_bench --quick --json out/ckks_bench.json
+	$(PY) -m benchmarks.scale_bench --quick --json out/scale_bench.json
+	$(PY) -m benchmarks.federation_bench --quick --json out/federation_bench.json
 
 # Needs podman + podman-compose or Docker with Compose, not .venv/ (README.md, "Docker deployment").
 docker-test:

@@ -78,7 +78,7 @@ def enrol_on_matcher(templates: np.ndarray, *, subject_ids: list[str], holder: C
             thread.join(timeout=10)
         store = MatcherStore(make_engine(url))
         subjects = tuple(store.subjects())
-        blocks = {record.index: record.data for record in store.iter_blocks() if record.data is not None}
+        blocks = {index: store.block_data(index) for index, _, _ in store.block_bitmaps()}
         store.engine.dispose()
         database = b"".join(p.read_bytes() for p in sorted(Path(tmp).glob("matcher.db*")))
     return MatcherHoldings(received=tuple(sent), database=database, subjects=subjects, blocks=blocks)

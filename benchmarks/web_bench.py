@@ -1,6 +1,6 @@
 """Web app end to end: terminal JSON API latency over a CKKS-encrypted gallery of 1k and 10k templates.
 
-    python -m benchmarks.web_bench [--quick] [--json PATH] [--checkpoint PATH] [--data DIR]
+    python -m benchmarks.web_bench [--quick] [--json PATH] [--checkpoint PATH] [--data DIR] [--engines local,ray]
 
 Starts a real matcher (``python -m webapp.matcher.cli serve``, SQLite in a temp
 folder) and a real terminal (``python -m webapp.terminal.cli serve``, gunicorn) as
@@ -8,7 +8,11 @@ separate processes on loopback, and measures from a third process:
 
 * 1:1 verification latency (``POST /api/verify``, genuine ORL probe, masked score), p50/p99;
 * 1:N identification latency (``POST /api/identify``, top-5), p50/p99;
-* 50 concurrent verifications (50 client threads at once): errors (must be 0), wall time, p50/p99.
+* 50 concurrent verifications (50 client threads at once): errors (must be 0), wall time, p50/p99,
+  and their wall time over that of 2 sequential verifications.
+
+Each gallery size runs once per matcher engine (``--engines``: the in-process
+engine and the Ray engine, one shard per core), on a fresh matcher and terminal.
 
 Gallery: N-4 synthetic L2-normalised templates enrolled **in bulk** plus 4 ORL
 subjects enrolled through the terminal API (``POST /api/enroll``, 3 images each).
@@ -143,7 +147,7 @@ class Stack:
     """
 
     def __init__(self, folder: Path, *, checkpoint: Path, threshold: float | None, api_key: str,
-                 pki: Path | None = None) -> None:
+                 pki: Path | None = None, engine: str = "local") -> None:
         self.folder = folder
         mport, tport = _free_port(), _free_port()
         scheme = "https" if pki else "http"
@@ -156,7 +160,7 @@ class Stack:
                        "--tls-client-ca", self.tls["verify"]] if pki else []
         self.matcher = subprocess.Popen(
             [sys.executable, "-m", "webapp.matcher.cli", "serve", "--db", str(folder / "matcher.db"), "--port", str(mport),
-             "--threads", "8", "-q", *matcher_tls], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
+             "--threads", "8", "--engine", engine, "-q", *matcher_tls], stdout=self.logs[0], stderr=subprocess.STDOUT, env=env)
         client_cert: dict[str, Any] = {"cert": tuple(pem["terminal-client"])} if pki else {}
         _wait_http(f"{self.matcher_url}/api/v1/health", self.matcher, **self.tls, **client_cert)
         tenv = {**env, "FACEPP_TERMINAL_MATCHER_API_KEY": api_key, "FACEPP_TERMINAL_API_TOKEN": API_TOKEN,
@@ -212,6 +216,9 @@ def measure(stack: Stack, data: Path, *, verifies: int, identifies: int) -> dict
         return time.perf_counter() - t0, r.status_code == 200 and "match" in r.json()
 
     verify = [verify_once()[0] for _ in range(verifies)]
+    t0 = time.perf_counter()
+    sequential = [verify_once() for _ in range(2)]
+    sequential2 = time.perf_counter() - t0
     identify, top1 = [], []
     for _ in range(identifies):
         t0 = time.perf_counter()
@@ -230,14 +237,15 @@ def measure(stack: Stack, data: Path, *, verifies: int, identifies: int) -> dict
         "verify": _percentiles(verify),
         "identify": _percentiles(identify),
         "identify_top1": max(set(top1), key=top1.count),
-        "concurrent": {"clients": CONCURRENT, "errors": sum(not ok for _, ok in burst), "wall_s": wall,
-                       **_percentiles([t for t, _ in burst])},
+        "sequential2_s": sequential2,
+        "concurrent": {"clients": CONCURRENT, "errors": sum(not ok for _, ok in burst + sequential), "wall_s": wall,
+                       "over_sequential2": wall / sequential2, **_percentiles([t for t, _ in burst])},
     }
 
 
 def run(*, sizes: Sequence[int], checkpoint: Path | None, data: Path, verifies: int, identifies: int,
-        seed: int) -> dict[str, Any]:
-    """Benchmark each gallery size on a fresh matcher + terminal."""
+        seed: int, engines: Sequence[str] = ("local", "ray")) -> dict[str, Any]:
+    """Benchmark each gallery size on a fresh matcher + terminal, once per matcher engine."""
     from facepp.model.embedder import Embedder
 
     results = []
@@ -246,16 +254,18 @@ def run(*, sizes: Sequence[int], checkpoint: Path | None, data: Path, verifies: 
         embedder = Embedder.from_checkpoint(ckpt)
         threshold = None if embedder.threshold is not None else 0.5
         for size in sizes:
-            folder = Path(tmp) / f"n{size}"
-            folder.mkdir()
-            api_key, bulk_s = bulk_gallery(folder, size=size - len(ORL_SUBJECTS), dim=embedder.embedding_dim, seed=seed)
-            stack = Stack(folder, checkpoint=ckpt, threshold=threshold, api_key=api_key)
-            try:
-                row = measure(stack, data, verifies=verifies, identifies=identifies)
-            finally:
-                stack.close()
-            row["bulk_enrol_s"] = bulk_s
-            results.append(row)
+            for engine in engines:
+                folder = Path(tmp) / f"n{size}-{engine}"
+                folder.mkdir()
+                api_key, bulk_s = bulk_gallery(folder, size=size - len(ORL_SUBJECTS), dim=embedder.embedding_dim,
+                                               seed=seed)
+                stack = Stack(folder, checkpoint=ckpt, threshold=threshold, api_key=api_key, engine=engine)
+                try:
+                    row = measure(stack, data, verifies=verifies, identifies=identifies)
+                finally:
+                    stack.close()
+                row.update(engine=engine, bulk_enrol_s=bulk_s)
+                results.append(row)
     return {"checkpoint": label, "threshold_override": threshold, "results": results,
             "bulk_enrolment": "terminal encrypt_block + matcher store (offline); no bulk HTTP endpoint"}
 
@@ -269,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=data_root(),
                         help="datasets folder holding orl/ (default $FACEPP_DATA)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engines", default="local,ray",
+                        help="matcher engines to compare in the same run (default local,ray)")
     return parser
 
 
@@ -281,14 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     result = run(sizes=(1000,) if args.quick else (1000, 10000), checkpoint=args.checkpoint, data=args.data,
-                 verifies=10 if args.quick else 30, identifies=5 if args.quick else 20, seed=args.seed)
+                 verifies=10 if args.quick else 30, identifies=5 if args.quick else 20, seed=args.seed,
+                 engines=tuple(args.engines.split(",")))
     result["total_s"] = time.perf_counter() - started
     rows = [{
-        "gallery": r["gallery_size"],
+        "gallery": r["gallery_size"], "engine": r["engine"],
         "verify_p50_s": r["verify"]["p50_s"], "verify_p99_s": r["verify"]["p99_s"],
         "identify_p50_s": r["identify"]["p50_s"], "identify_p99_s": r["identify"]["p99_s"],
         "conc50_errors": r["concurrent"]["errors"], "conc50_wall_s": r["concurrent"]["wall_s"],
         "conc50_p50_s": r["concurrent"]["p50_s"], "conc50_p99_s": r["concurrent"]["p99_s"],
+        "conc50_over_seq2": r["concurrent"]["over_sequential2"],
         "enrol_api_s": r["enrol_api_s"], "bulk_enrol_s": r["bulk_enrol_s"],
     } for r in result["results"]]
     print_table(f"Terminal API over the encrypted matcher (loopback; model: {result['checkpoint']})", rows)

@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import os
 import ssl
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -136,13 +137,14 @@ def client_common_name(environ: dict[str, Any]) -> str | None:
 
 
 def serve(build_app: Callable[[], Any], *, name: str, host: str, port: int, threads: int, tls: ServerTLS,
-          timeout: int = 120) -> int:
+          timeout: int = 120, worker_init: Callable[[Any], None] | None = None) -> int:
     """Check ``tls``, build the WSGI app, and serve it with gunicorn until stopped (SIGINT or SIGTERM).
 
     The app is built only once the address and the TLS files passed :meth:`ServerTLS.check`, in this
     process; one gunicorn worker forked from it holds it (its in-memory state is the service's) and
-    serves it on ``threads`` threads. Gunicorn believes no ``X-Forwarded-*`` header itself (see
-    :class:`TrustedProxies`).
+    serves it on ``threads`` threads. ``worker_init(app)`` runs in that worker before it serves: the
+    place for state that does not survive a fork (threads, Ray). Gunicorn believes no
+    ``X-Forwarded-*`` header itself (see :class:`TrustedProxies`).
 
     Returns:
         The exit status.
@@ -172,22 +174,47 @@ def serve(build_app: Callable[[], Any], *, name: str, host: str, port: int, thre
                        cert_reqs=context.verify_mode, ssl_context=lambda config, factory: context)
     logger.info("%s on %s://%s:%d (%s, %d threads)", name, tls.scheme, host, port,
                 "mutual TLS" if tls.mutual else "TLS" if tls.enabled else "plain HTTP", threads)
-    return _Gunicorn(app, options).serve()
+    return _Gunicorn(app, options, worker_init).serve()
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     """gunicorn in this process, serving an app object built before its worker forks."""
 
-    def __init__(self, app: Any, options: dict[str, Any]) -> None:
-        self.application, self.options = app, options
+    def __init__(self, app: Any, options: dict[str, Any], worker_init: Callable[[Any], None] | None = None) -> None:
+        self.application, self.options, self.worker_init = app, options, worker_init
+        self._worker: Any = None
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        self.cfg.set("post_fork", self._forked)
+
+    def _forked(self, arbiter: Any, worker: Any) -> None:
+        self._worker = worker
 
     def load(self) -> Any:
+        """The app, in the worker (never preloaded in the arbiter), after ``worker_init``.
+
+        ``worker_init`` may take longer than the worker timeout (a large gallery): the worker
+        tells the arbiter it is alive meanwhile.
+        """
+        if self.worker_init is not None:
+            done = threading.Event()
+            heartbeat = threading.Thread(target=self._heartbeat, args=(done,), name="worker-init-heartbeat",
+                                         daemon=True)
+            heartbeat.start()
+            try:
+                self.worker_init(self.application)
+            finally:
+                done.set()
+                heartbeat.join()
         return self.application
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        while not done.wait(max(1.0, self.cfg.timeout / 4)):
+            if self._worker is not None:
+                self._worker.notify()
 
     def serve(self) -> int:
         arbiter = os.getpid()

@@ -92,6 +92,7 @@ class MatcherServer:
         assert self._thread is not None
         self._thread.join(timeout=10)
         state: MatcherState = self.app.extensions[EXTENSION]
+        state.service.close()
         state.store.engine.dispose()
         self._server = None
 

@@ -31,7 +31,8 @@ def verify_score(client: MatcherClient, holder: CkksKeyHolder, sid: str, probe: 
 
 def identify_scores(client: MatcherClient, holder: CkksKeyHolder, probe: np.ndarray) -> dict[str, float]:
     """Decrypted 1:N scores of ``probe``."""
-    return holder.decrypt_scores(client.identify(holder.encrypt_probe(probe, verification=False)), dim=DIM)
+    return holder.decrypt_scores(client.identify(holder.encrypt_probe(probe, verification=False)), dim=DIM,
+                                 locations=client.table_for)
 
 
 def check_gallery(client: MatcherClient, holder: CkksKeyHolder, gallery: dict[str, np.ndarray],

@@ -238,6 +238,12 @@ def identify() -> Response:
     return _octets(state().service.identify(_body()))
 
 
+@_route("GET", "/locations", SCORE)
+def locations() -> Response:
+    version, subjects = state().service.locations()
+    return jsonify(version=version, subjects=[list(s) for s in subjects])
+
+
 @_route("GET", "/blocks/stale", ENROL, ADMIN)
 def stale_blocks() -> Response:
     return jsonify(blocks=state().service.stale_blocks())

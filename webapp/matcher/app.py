@@ -22,13 +22,16 @@ from webapp.matcher.store import MatcherStore
 logger = logging.getLogger(__name__)
 
 
-def create_app(config: MatcherConfig | Mapping[str, Any] | None = None) -> Flask:
+def create_app(config: MatcherConfig | Mapping[str, Any] | None = None, *, load_gallery: bool = True) -> Flask:
     """Build a matcher app.
 
     Args:
         config: a :class:`MatcherConfig`; or a mapping of settings overlaid on the
             defaults (tests); or ``None`` for defaults < ``$FACEPP_MATCHER_CONFIG``
             file < ``FACEPP_MATCHER_*`` environment.
+        load_gallery: load the gallery now; ``False`` leaves it to :func:`load_gallery`, called in
+            the process that serves (``facepp-matcher serve``: the gunicorn worker, as Ray does not
+            survive a fork).
 
     Raises:
         ConfigError: bad settings, an unusable database or an outdated schema.
@@ -46,9 +49,21 @@ def create_app(config: MatcherConfig | Mapping[str, Any] | None = None) -> Flask
     else:
         check_schema(engine)
     store = MatcherStore(engine)
-    service = MatcherService(store, pinned_fingerprint=cfg.pinned_fingerprint)
+    service = MatcherService(store, pinned_fingerprint=cfg.pinned_fingerprint, engine=cfg.engine, shards=cfg.shards,
+                             load=load_gallery)
     app = Flask(__name__)
     app.extensions[api.EXTENSION] = api.MatcherState(cfg, store, service)
     api.init_app(app)
     logger.info("matcher app ready on %s", safe_url(str(engine.url)))
     return app
+
+
+def load_gallery(app: Flask) -> None:
+    """Load the gallery of an app built with ``load_gallery=False`` (the slot table and its engine).
+
+    Raises:
+        ProtocolError, KeyMismatchError: stored data that does not load (corruption).
+        ConfigError: the engine cannot start (Ray unreachable).
+    """
+    state: api.MatcherState = app.extensions[api.EXTENSION]
+    state.service.reload()

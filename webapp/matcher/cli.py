@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8600)")
     serve.add_argument("--threads", type=int, help="worker threads (default 4)")
+    serve.add_argument("--engine", help="auto, local, ray or a Ray address (default auto; env FACEPP_MATCHER_ENGINE)")
+    serve.add_argument("--shards", type=int, help="Ray actors holding the gallery (default 0: one per core)")
     serve.add_argument("--debug", action="store_true", help="Flask development server on loopback instead of gunicorn")
     add_tls_arguments(serve)
 
@@ -83,13 +85,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webapp.matcher.app import create_app
+    from webapp.matcher.app import create_app, load_gallery
 
-    cfg = _config(args, host=args.host, port=args.port, threads=args.threads, tls_cert=args.tls_cert,
-                  tls_key=args.tls_key, tls_client_ca=args.tls_client_ca, insecure_http=args.insecure_http)
+    cfg = _config(args, host=args.host, port=args.port, threads=args.threads, engine=args.engine, shards=args.shards,
+                  tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                  insecure_http=args.insecure_http)
     tls = cfg.tls
     if not args.debug:
-        return serve(lambda: create_app(cfg), name="matcher", host=cfg.host, port=cfg.port, threads=cfg.threads, tls=tls)
+        return serve(lambda: create_app(cfg, load_gallery=False), name="matcher", host=cfg.host, port=cfg.port,
+                     threads=cfg.threads, tls=tls, worker_init=load_gallery)
     if tls.enabled:
         raise UsageError("--debug serves plain HTTP only; drop the TLS settings or --debug")
     tls.check(cfg.host)

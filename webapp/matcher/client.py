@@ -77,6 +77,8 @@ class MatcherClient:
         # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's CA.
         self._tls: dict[str, Any] = {"verify": verify, "cert": cert}
         self._local = threading.local()
+        self._table_lock = threading.Lock()
+        self._table: tuple[str, dict[int, list[tuple[str, int]]]] = ("", {})
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -177,8 +179,35 @@ class MatcherClient:
         return self.request("POST", self._subject(subject_id) + "/score", data=probe).content
 
     def identify(self, probe: bytes) -> bytes:
-        """1:N: SCORES message for the whole gallery (probe from ``encrypt_probe(verification=False)``)."""
+        """1:N: SCORES message for the whole gallery (probe from ``encrypt_probe(verification=False)``).
+
+        It names blocks, not subjects: decrypt it with ``locations=client.table_for``.
+        """
         return self.request("POST", "/identify", data=probe).content
+
+    def locations(self) -> tuple[str, list[tuple[str, int, int]]]:
+        """The matcher's location table: its version and ``(subject_id, block, slot)`` per live subject."""
+        body = self._json("GET", "/locations")
+        version, subjects = body.get("version"), body.get("subjects")
+        if not isinstance(version, str) or not isinstance(subjects, list) or not all(
+                isinstance(s, list) and len(s) == 3 and isinstance(s[0], str)
+                and all(type(v) is int and v >= 0 for v in s[1:]) for s in subjects):
+            raise MatcherError("matcher answered with a malformed location table")
+        return version, [(s[0], s[1], s[2]) for s in subjects]
+
+    def table_for(self, version: str) -> dict[int, list[tuple[str, int]]]:
+        """``{block: [(subject_id, slot), ...]}`` of location-table ``version``, fetched only when it changed.
+
+        Raises:
+            StaleLocationsError: the gallery changed since the reply naming ``version``: identify again.
+        """
+        with self._table_lock:
+            if self._table[0] != version:
+                current, subjects = self.locations()
+                self._table = (current, location_table(subjects))
+            if self._table[0] != version:
+                raise StaleLocationsError("the gallery changed during the identification: ask again")
+            return self._table[1]
 
     def stale_blocks(self) -> list[int]:
         """Blocks holding deleted/replaced slots that await a refresh."""
@@ -206,6 +235,20 @@ class MatcherClient:
             self.put_block(index, refresh(self.get_block(index)))
             done.append(index)
         return done
+
+
+class StaleLocationsError(MatcherError):
+    """A 1:N reply names a location-table version the matcher no longer has (the gallery changed)."""
+
+    code = "stale_locations"
+
+
+def location_table(subjects: list[tuple[str, int, int]]) -> dict[int, list[tuple[str, int]]]:
+    """``{block: [(subject_id, slot), ...]}`` from ``(subject_id, block, slot)`` rows."""
+    table: dict[int, list[tuple[str, int]]] = {}
+    for sid, block, slot in subjects:
+        table.setdefault(block, []).append((sid, slot))
+    return table
 
 
 def live_slots(block: bytes, *, fingerprint: bytes | None = None, slots: int | None = None) -> list[int]:

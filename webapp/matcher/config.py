@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from facepp.errors import ConfigError
 from facepp.serving import ServerTLS
+from webapp.matcher.engine import check_engine
 from webapp.settings import LayeredSettings
 
 ENV_PREFIX = "FACEPP_MATCHER_"
@@ -32,6 +33,11 @@ class MatcherConfig(LayeredSettings):
         tls_cert, tls_key: PEM certificate and key to serve HTTPS with (plain HTTP without them).
         tls_client_ca: PEM CA: require client certificates it signed (mutual TLS).
         insecure_http: allow plain HTTP on a non-loopback ``host`` (logged as a warning).
+        engine: where the ciphertexts live and are scored: ``auto`` (default: an
+            embedded Ray once the gallery has more than one block and the machine
+            more than one core), ``local`` (in this process), ``ray`` (embedded Ray)
+            or a Ray cluster address (``ray://HOST:PORT``). Env ``FACEPP_MATCHER_ENGINE``.
+        shards: Ray actors holding the gallery's blocks (0: one per core of the Ray cluster).
     """
 
     SECTION: ClassVar[str] = "matcher"
@@ -47,6 +53,8 @@ class MatcherConfig(LayeredSettings):
     tls_key: str | None = None
     tls_client_ca: str | None = None
     insecure_http: bool = False
+    engine: str = "auto"
+    shards: int = 0
 
     def __post_init__(self) -> None:
         if not self.db:
@@ -55,6 +63,9 @@ class MatcherConfig(LayeredSettings):
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        check_engine(self.engine)
+        if self.shards < 0:
+            raise ConfigError(f"shards must be >= 0 (0: one per core), got {self.shards}")
         fp = self.bundle_fingerprint
         if fp is not None and (len(fp) != 64 or any(c not in "0123456789abcdef" for c in fp)):
             raise ConfigError("bundle_fingerprint must be 64 lower-case hex digits")

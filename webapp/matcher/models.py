@@ -7,7 +7,8 @@ Matcher only. What is stored, and nothing else:
   diagonal ciphertexts, as :meth:`EncryptedGallery.export_block`) and the
   live/dirty slot bitmaps, which are authoritative (the bitmap inside the
   BLOCK message is ignored on load).
-* ``subjects``: opaque subject id -> (block, slot).
+* ``subjects``: opaque subject id -> (block, slot), and for a template enrolled
+  on its own, that template (one level-1 ciphertext) for the fast 1:1 path.
 * ``api_keys``: client name, SHA-256 of its API key and its scopes (``webapp.matcher.auth.Scope``).
 * ``audit_log``: time, client name, operation, subject id, outcome; never data.
 """
@@ -62,6 +63,7 @@ class SubjectRow(Base):
     subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     block_index: Mapped[int] = mapped_column(ForeignKey("gallery_blocks.block_index"), nullable=False)
     slot: Mapped[int] = mapped_column(Integer, nullable=False)
+    template: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 

@@ -9,7 +9,6 @@ ciphertext; :mod:`webapp.matcher.service` does (through the public CKKS API).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -54,6 +53,7 @@ class GalleryChange:
 
     blocks: list[BlockRecord] = field(default_factory=list)
     upsert_subjects: list[tuple[str, int, int]] = field(default_factory=list)
+    templates: dict[str, bytes] = field(default_factory=dict)
     delete_subjects: list[str] = field(default_factory=list)
 
 
@@ -93,19 +93,24 @@ class MatcherStore:
             ).all()
         return [(r.subject_id, r.block_index, r.slot) for r in rows]
 
-    def block_indices(self) -> list[int]:
-        """Indices of the stored blocks, ascending."""
+    def block_bitmaps(self) -> list[tuple[int, bytes, bytes]]:
+        """``(index, live, dirty)`` of every stored block, by index (no ciphertexts)."""
         with self.engine.connect() as conn:
-            return list(conn.scalars(select(BlockRow.block_index).order_by(BlockRow.block_index)))
+            rows = conn.execute(
+                select(BlockRow.block_index, BlockRow.live, BlockRow.dirty).order_by(BlockRow.block_index)).all()
+        return [(r.block_index, bytes(r.live), bytes(r.dirty)) for r in rows]
 
-    def iter_blocks(self) -> Iterator[BlockRecord]:
-        """Every stored block with its BLOCK message, one row in memory at a time."""
-        for index in self.block_indices():
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(BlockRow.live, BlockRow.dirty, BlockRow.data).where(BlockRow.block_index == index)
-                ).one()
-            yield BlockRecord(index, bytes(row.live), bytes(row.dirty), bytes(row.data))
+    def block_data(self, index: int) -> bytes:
+        """The stored BLOCK message of block ``index``.
+
+        Raises:
+            NotFoundError: no such block.
+        """
+        with self.engine.connect() as conn:
+            data = conn.scalar(select(BlockRow.data).where(BlockRow.block_index == index))
+        if data is None:
+            raise NotFoundError(f"no stored block {index}")
+        return bytes(data)
 
     def apply(self, change: GalleryChange) -> None:
         """Write one gallery operation atomically (blocks first, then subjects)."""
@@ -125,12 +130,21 @@ class MatcherStore:
             if change.delete_subjects:
                 conn.execute(delete(SubjectRow).where(SubjectRow.subject_id.in_(change.delete_subjects)))
             for sid, block_index, slot in change.upsert_subjects:
-                moved = conn.execute(
-                    update(SubjectRow).where(SubjectRow.subject_id == sid).values(block_index=block_index, slot=slot)
-                ).rowcount
+                row = {"block_index": block_index, "slot": slot, "template": change.templates.get(sid)}
+                moved = conn.execute(update(SubjectRow).where(SubjectRow.subject_id == sid).values(**row)).rowcount
                 if not moved:
-                    conn.execute(insert(SubjectRow).values(subject_id=sid, block_index=block_index, slot=slot,
-                                                           enrolled_at=now))
+                    conn.execute(insert(SubjectRow).values(subject_id=sid, enrolled_at=now, **row))
+
+    def block_templates(self, index: int) -> list[tuple[int, bytes]]:
+        """``(slot, template)`` of the kept templates of block ``index``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SubjectRow.slot, SubjectRow.template).where(
+                SubjectRow.block_index == index, SubjectRow.template.is_not(None))).all()
+        return [(r.slot, bytes(r.template)) for r in rows]
+
+    def stored_block(self, index: int) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """Block ``index``'s BLOCK message and kept templates (the engines' loader)."""
+        return self.block_data(index), self.block_templates(index)
 
     def counts(self) -> dict[str, int]:
         """Row count of every table (for tests, health checks and operators)."""

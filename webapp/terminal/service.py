@@ -29,7 +29,7 @@ from facepp.errors import (
     ProtocolError,
 )
 from facepp.model.embedder import Embedder
-from webapp.matcher.client import MatcherClient, live_slots
+from webapp.matcher.client import MatcherClient, StaleLocationsError, live_slots
 from webapp.terminal.config import TerminalConfig
 from webapp.terminal.db import Database
 from webapp.terminal.errors import BadRequestError, MatcherError, SubjectIdError
@@ -37,6 +37,8 @@ from webapp.terminal.keystore import TerminalKeys, opaque_subject_id
 
 logger = logging.getLogger(__name__)
 
+#: Identifications tried when the gallery changes between a 1:N reply and its location table.
+IDENTIFY_ATTEMPTS = 3
 #: Subject names: 1-64 characters, letters/digits first, then letters, digits, space, ``. _ ' @ -``.
 SUBJECT_ID_RE = re.compile(r"[^\W_][\w .'@-]{0,63}")
 
@@ -309,7 +311,13 @@ class TerminalService:
         with self._crypto_lock:
             probe = self.keys.holder.encrypt_probe(vectors[0], verification=False)
         self.ensure_registered()
-        scores = self._decrypt(self.client.identify(probe))
+        for attempt in range(IDENTIFY_ATTEMPTS):
+            try:
+                scores = self._decrypt(self.client.identify(probe))
+                break
+            except StaleLocationsError:
+                if attempt == IDENTIFY_ATTEMPTS - 1:
+                    raise
         known = [(names[o], s) for o, s in scores.items() if o in names]
         if len(known) < len(scores):
             logger.warning("identify: %d matcher subjects are unknown to the terminal", len(scores) - len(known))
@@ -320,7 +328,7 @@ class TerminalService:
     def _decrypt(self, message: bytes) -> dict[str, float]:
         try:
             with self._crypto_lock:
-                return self.keys.holder.decrypt_scores(message, dim=self.dim)
+                return self.keys.holder.decrypt_scores(message, dim=self.dim, locations=self.client.table_for)
         except ProtocolError as exc:
             raise MatcherError(f"the matcher returned a malformed scores message: {exc}") from None
 

@@ -303,12 +303,5 @@ class EncryptedGallery:
         return len(self.blocks) - 1, 0
 
     def _empty_block(self) -> GalleryBlock:
-        he = self.context.he
-        zeros = np.zeros(self.slots)
-        diagonals = []
-        for _ in range(self.dim):
-            ctxt = he.encryptFrac(zeros, scale=self.context.params.scale)
-            he.mod_switch_to_next(ctxt)
-            diagonals.append(ctxt)
         none = np.zeros(self.slots, dtype=bool)
-        return GalleryBlock(diagonals, none, none.copy())
+        return GalleryBlock(ops.zero_diagonals(self.context.he, self.context.params, dim=self.dim), none, none.copy())

@@ -20,7 +20,6 @@ from facepp.crypto.ckks import ops
 from facepp.crypto.ckks.gallery import EncryptedGallery
 from facepp.crypto.ckks.messages import ScoreMode, ScoresIndex
 from facepp.crypto.ckks.public_key import CkksPublicContext
-from facepp.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +90,7 @@ class CkksMatcher:
         g = self.gallery
         he = self.context.he
         ctxt = msg.parse_probe(he, probe, fingerprint=self.fingerprint, params=self.context.params, dim=g.dim)
-        if ctxt.mod_level == ops.LEVEL_FRESH:
-            he.mod_switch_to_next(ctxt)
-        rotations = ops.baby_rotations(he, ctxt, baby=g.baby)
-        operands = [rotations[i % g.baby] for i in range(g.dim)]
+        operands = ops.identify_operands(he, ctxt, dim=g.dim, baby=g.baby)
         cts = []
         entries: list[tuple[str, int, int]] = []
         by_block = g.entries_by_block()
@@ -133,17 +129,10 @@ class CkksMatcher:
         ctxt = msg.parse_probe(he, probe, fingerprint=self.fingerprint, params=self.context.params, dim=g.dim)
         block = g.blocks[block_index]
         if mask:
-            if ctxt.mod_level != ops.LEVEL_FRESH:
-                raise ProtocolError("a masked verification needs a level-0 probe (encrypt_probe(verification=True))")
-            rotations = ops.baby_rotations(he, ctxt, baby=g.baby)
-            operands = ops.masked_pieces(
-                he, rotations, slot=slot, dim=g.dim, slots=g.slots, mask_scale=self.context.mask_scale
-            )
+            operands = ops.verify_operands(he, ctxt, slot=slot, dim=g.dim, baby=g.baby, slots=g.slots,
+                                           mask_scale=self.context.mask_scale)
         else:
-            if ctxt.mod_level == ops.LEVEL_FRESH:
-                he.mod_switch_to_next(ctxt)
-            rotations = ops.baby_rotations(he, ctxt, baby=g.baby)
-            operands = [rotations[i % g.baby] for i in range(g.dim)]
+            operands = ops.identify_operands(he, ctxt, dim=g.dim, baby=g.baby)
         scores = ops.inner_products(he, block.diagonals, operands, baby=g.baby)
         mode = ScoreMode.VERIFY_MASKED if mask else ScoreMode.VERIFY
         index = ScoresIndex(mode=mode, entries=((subject_id, 0, slot),))

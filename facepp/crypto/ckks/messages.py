@@ -36,6 +36,7 @@ class ScoreMode(enum.IntEnum):
     IDENTIFY = 1  #: 1:N, every slot of every returned block holds a score
     VERIFY_MASKED = 2  #: 1:1, slots other than the subject's are zeroed by the matcher
     VERIFY = 3  #: 1:1 without the mask (the whole block's scores are revealed)
+    IDENTIFY_BLOCKS = 4  #: 1:N naming blocks and a location-table version instead of subject ids
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,15 @@ class ScoresIndex:
 
     Attributes:
         mode: how the scores were computed.
-        entries: ``(subject_id, ciphertext position, slot)`` per live subject.
+        entries: ``(subject_id, ciphertext position, slot)`` per live subject (empty for ``IDENTIFY_BLOCKS``).
+        version: ``IDENTIFY_BLOCKS``: the version of the matcher's location table the scores belong to.
+        blocks: ``IDENTIFY_BLOCKS``: the block index of each returned ciphertext.
     """
 
     mode: ScoreMode
-    entries: tuple[tuple[str, int, int], ...]
+    entries: tuple[tuple[str, int, int], ...] = ()
+    version: str | None = None
+    blocks: tuple[int, ...] = ()
 
 
 def check_dim(meta_dim: int, dim: int, what: str) -> None:
@@ -117,11 +122,13 @@ def parse_block(
 
 
 def pack_scores(
-    ciphertexts: Sequence[PyCtxt], index: ScoresIndex, *, fingerprint: bytes, dim: int
+    ciphertexts: Sequence[PyCtxt | bytes], index: ScoresIndex, *, fingerprint: bytes, dim: int
 ) -> bytes:
-    """A scores message: a JSON index blob then one level-2 ciphertext per returned block."""
-    body = json.dumps({"entries": [list(e) for e in index.entries]}, separators=(",", ":")).encode()
-    blobs = [body] + [c.to_bytes() for c in ciphertexts]
+    """A scores message: a JSON index blob then one level-2 ciphertext (or its bytes) per returned block."""
+    doc: dict[str, object] = ({"version": index.version, "blocks": list(index.blocks)}
+                              if index.mode is ScoreMode.IDENTIFY_BLOCKS else {"entries": [list(e) for e in index.entries]})
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    blobs = [body] + [c if isinstance(c, bytes) else c.to_bytes() for c in ciphertexts]
     meta = _SCORES.pack(dim, int(index.mode))
     return wire.pack(wire.Kind.SCORES, fingerprint=fingerprint, meta=meta, blobs=blobs)
 
@@ -142,11 +149,26 @@ def parse_scores(
         wire.load_ciphertext(he, blob, level=LEVEL_SCORES, scale=score_scale, what=f"scores {i}")
         for i, blob in enumerate(env.blobs[1:])
     ]
-    entries = _parse_entries(body, n_ciphertexts=len(ciphertexts), slots=he.get_nSlots())
     mode = ScoreMode(mode_raw)
+    if mode is ScoreMode.IDENTIFY_BLOCKS:
+        version, blocks = _parse_blocks(body, n_ciphertexts=len(ciphertexts))
+        return ScoresIndex(mode=mode, version=version, blocks=blocks), ciphertexts
+    entries = _parse_entries(body, n_ciphertexts=len(ciphertexts), slots=he.get_nSlots())
     if mode is not ScoreMode.IDENTIFY and (len(entries) != 1 or len(ciphertexts) != 1):
         raise ProtocolError("a verification scores message must hold exactly one subject and one ciphertext")
     return ScoresIndex(mode=mode, entries=entries), ciphertexts
+
+
+def _parse_blocks(body: object, *, n_ciphertexts: int) -> tuple[str, tuple[int, ...]]:
+    if not isinstance(body, dict) or set(body) != {"version", "blocks"}:
+        raise ProtocolError("a block scores index must be an object with 'version' and 'blocks'")
+    version, blocks = body["version"], body["blocks"]
+    if not isinstance(version, str) or not 0 < len(version) <= MAX_SUBJECT_ID:
+        raise ProtocolError("a block scores index needs a non-empty version string")
+    if (not isinstance(blocks, list) or len(blocks) != n_ciphertexts or len(set(blocks)) != len(blocks)
+            or not all(type(b) is int and b >= 0 for b in blocks)):
+        raise ProtocolError("a block scores index needs one distinct block index per ciphertext")
+    return version, tuple(blocks)
 
 
 def _parse_entries(body: object, *, n_ciphertexts: int, slots: int) -> tuple[tuple[str, int, int], ...]:

@@ -15,6 +15,8 @@ import numpy as np
 from Pyfhel import Pyfhel, PyCtxt
 
 from facepp.crypto.ckks.packing import slot_masks
+from facepp.crypto.ckks.params import CkksParams
+from facepp.errors import ProtocolError
 
 #: Modulus levels (number of primes dropped from the top of the chain).
 LEVEL_FRESH = 0
@@ -70,6 +72,42 @@ def masked_pieces(
     return pieces
 
 
+def identify_operands(he: Pyfhel, probe: PyCtxt, *, dim: int, baby: int) -> list[PyCtxt]:
+    """The ``dim`` level-1 operands ``rot(p~, i mod b)`` of an identification (or an unmasked 1:1).
+
+    A level-0 probe is switched down to level 1 first (in place).
+    """
+    if probe.mod_level == LEVEL_FRESH:
+        he.mod_switch_to_next(probe)
+    rotations = baby_rotations(he, probe, baby=baby)
+    return [rotations[i % baby] for i in range(dim)]
+
+
+def verify_operands(
+    he: Pyfhel, probe: PyCtxt, *, slot: int, dim: int, baby: int, slots: int, mask_scale: float
+) -> list[PyCtxt]:
+    """The ``dim`` level-1 operands of a masked 1:1 on ``slot`` (:func:`masked_pieces` of the probe).
+
+    Raises:
+        ProtocolError: the probe is not at level 0 (the mask needs the prime it would have dropped).
+    """
+    if probe.mod_level != LEVEL_FRESH:
+        raise ProtocolError("a masked verification needs a level-0 probe (encrypt_probe(verification=True))")
+    rotations = baby_rotations(he, probe, baby=baby)
+    return masked_pieces(he, rotations, slot=slot, dim=dim, slots=slots, mask_scale=mask_scale)
+
+
+def zero_diagonals(he: Pyfhel, params: CkksParams, *, dim: int) -> list[PyCtxt]:
+    """``dim`` level-1 encryptions of zero under the public key: an empty gallery block."""
+    zeros = np.zeros(params.slots)
+    diagonals = []
+    for _ in range(dim):
+        ctxt = he.encryptFrac(zeros, scale=params.scale)
+        he.mod_switch_to_next(ctxt)
+        diagonals.append(ctxt)
+    return diagonals
+
+
 def inner_products(he: Pyfhel, diagonals: Sequence[PyCtxt], operands: Sequence[PyCtxt], *, baby: int) -> PyCtxt:
     """Encrypted scores of one gallery block (baby-step/giant-step diagonal method).
 
@@ -111,6 +149,39 @@ def inner_products(he: Pyfhel, diagonals: Sequence[PyCtxt], operands: Sequence[P
     he.relinearize(total)
     he.rescale_to_next(total)
     return total
+
+
+def window_sum(he: Pyfhel, ctxt: PyCtxt, *, dim: int, baby: int) -> PyCtxt:
+    """Slot ``s`` of the result holds ``sum_{i < dim} ctxt[s + i]``, using only the rotation keys for 1 and ``baby``.
+
+    Doubling: widths 1, 2, 4, ... ``dim``; a shift below ``baby`` is made of
+    step-1 rotations, a shift of ``baby`` or more of step-``baby`` rotations
+    (34 key switches at ``dim = 128, b = 32``). For a ``dim``-periodic input, every
+    slot of the result holds the same sum.
+    """
+    total = ctxt
+    width = 1
+    while width < dim:
+        step, count = (baby, width // baby) if width >= baby else (1, width)
+        shifted = total
+        for _ in range(count):
+            shifted = he.rotate(shifted, step, True)
+        total = he.add(total, shifted, True)
+        width *= 2
+    return total
+
+
+def single_score(he: Pyfhel, template: PyCtxt, probe: PyCtxt, *, dim: int, baby: int) -> PyCtxt:
+    """Encrypted score of one replicated template against a replicated probe (both level 1).
+
+    One ciphertext product, a relinearisation and a rescale, then :func:`window_sum`:
+    every slot of the level-2 result holds the same cosine score, so its decryption
+    shows that score and nothing else.
+    """
+    product = he.multiply(template, probe, True)
+    he.relinearize(product)
+    he.rescale_to_next(product)
+    return window_sum(he, product, dim=dim, baby=baby)
 
 
 def add_into(he: Pyfhel, diagonals: list[PyCtxt], pieces: Sequence[PyCtxt]) -> None:

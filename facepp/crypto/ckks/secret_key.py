@@ -10,7 +10,7 @@ scores.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -216,12 +216,17 @@ class CkksKeyHolder:
 
     # -- decryption ---------------------------------------------------------------------
 
-    def decrypt_scores(self, scores: bytes, *, dim: int) -> dict[str, float]:
+    def decrypt_scores(
+        self, scores: bytes, *, dim: int,
+        locations: Callable[[str], Mapping[int, Sequence[tuple[str, int]]]] | None = None,
+    ) -> dict[str, float]:
         """Decrypt a scores message into cosine scores per subject id.
 
         Args:
             scores: SCORES message from the matcher.
             dim: embedding dimension of the gallery.
+            locations: for a reply that names blocks (``IDENTIFY_BLOCKS``): the matcher's
+                location table of that version, ``{block: [(subject_id, slot), ...]}``.
 
         Returns:
             ``{subject_id: score}`` in the matcher's order; scores are cosine
@@ -235,7 +240,18 @@ class CkksKeyHolder:
             score_scale=self._public.score_scale,
         )
         plain = [self._he.decryptFrac(c) for c in cts]
-        return {sid: float(plain[pos][slot]) for sid, pos, slot in index.entries}
+        if index.mode is not msg.ScoreMode.IDENTIFY_BLOCKS:
+            return {sid: float(plain[pos][slot]) for sid, pos, slot in index.entries}
+        if locations is None or index.version is None:
+            raise ProtocolError("these scores name blocks: decrypting them needs the matcher's location table")
+        table = locations(index.version)
+        out = {}
+        for pos, block in enumerate(index.blocks):
+            for sid, slot in table.get(block, ()):
+                if not 0 <= slot < self.params.slots:
+                    raise ProtocolError(f"location table slot {slot} outside [0, {self.params.slots})")
+                out[sid] = float(plain[pos][slot])
+        return out
 
     def decrypt_score_slots(self, scores: bytes, *, dim: int) -> list[npt.NDArray[np.float64]]:
         """Every slot of every score ciphertext, ``(slots,)`` float64 each (audits and tests).

@@ -37,7 +37,7 @@ def test_create_api_key_serve_and_db_commands(tmp_path: Path) -> None:
     assert again.returncode == 1 and "exists already" in again.stderr and key not in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("facepp-matcher: error: ") and "Traceback" not in again.stderr
     current = _cli("db", "current", env={"FACEPP_MATCHER_DB": str(db)})
-    assert current.returncode == 0 and current.stdout.strip() == "0002_api_key_scopes"
+    assert current.returncode == 0 and current.stdout.strip() == "0003_subject_templates"
     admin = _cli("create-api-key", "--name", "ops", "--scope", "admin", "--db", str(db)).stdout.strip()
     listed = _cli("list-api-keys", "--db", str(db))
     assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["ops", "admin"],

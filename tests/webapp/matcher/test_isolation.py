@@ -62,7 +62,7 @@ def test_a_serving_matcher_never_loads_secret_key_or_face_code(tmp_path: Path, k
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "webapp.matcher.service" in loaded and "facepp.crypto.ckks.matcher" in loaded
+    assert "webapp.matcher.service" in loaded and "webapp.matcher.shard" in loaded
     assert secret_key_modules(loaded) == []
     assert face_modules(loaded) == []
     assert within(loaded, ("webapp.terminal", "training")) == []

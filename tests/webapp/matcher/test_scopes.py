@@ -69,7 +69,8 @@ def test_each_scope_does_its_job(server: MatcherServer, key_holder: CkksKeyHolde
     score, enrol, admin = (server.client(server.scoped[s]) for s in (Scope.SCORE, Scope.ENROL, Scope.ADMIN))
     scores = key_holder.decrypt_scores(score.verify("alice", key_holder.encrypt_probe(embeddings[0])), dim=DIM)
     assert scores["alice"] == pytest.approx(1.0, abs=1e-3)
-    assert set(key_holder.decrypt_scores(score.identify(PROBE_1N(key_holder, embeddings)), dim=DIM)) == {"alice", "bob"}
+    assert set(key_holder.decrypt_scores(score.identify(PROBE_1N(key_holder, embeddings)), dim=DIM,
+                                         locations=score.table_for)) == {"alice", "bob"}
     assert score.bundle()["fingerprint"] == key_holder.fingerprint_hex
     # enrol: add, delete, then refresh the block the deletion left stale (export and install a stale block only)
     enrol.enrol("carol", key_holder.encrypt_template(embeddings[2]))
