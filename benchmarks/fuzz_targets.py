@@ -421,7 +421,10 @@ def auth_headers(valid: Sequence[str]) -> st.SearchStrategy[dict[str, str]]:
         st.sampled_from([{"Authorization": f"Bearer {t}"} for t in valid]),
         st.sampled_from([{"Authorization": a} for a in ("Bearer ", "Bearer wrong", "Basic Zm9vOmJhcg==", "Basic ***",
                                                          "bearer x", "Bearer " + "x" * 600)]),
-        st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF), max_size=40).map(lambda t: {"Authorization": t}),
+        # Latin-1 without control or space characters: requests refuses to send a value that starts
+        # with one (U+0085 and U+00A0 count as whitespace), which would be reported as "no answer".
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, blacklist_categories=("Cc", "Zs")),
+                max_size=40).map(lambda t: {"Authorization": t}),
     )
 
 
