@@ -23,9 +23,8 @@ matcher's database with its own store (``MatcherStore.apply``) before the matche
 starts; the names go into the terminal's database. Every timed request goes
 through the terminal API: decode, detect, embed, encrypt, matcher, decrypt.
 
-``--quick`` runs N = 1,000 only with fewer repeats. The model's weights do not
-change latency: the default checkpoint is ``out/lfw_resface.pt`` when
-present, else an untrained network of the same architecture.
+``--quick`` runs N = 1,000 only with fewer repeats. The default checkpoint is the
+shipped model, the one a fresh deployment runs.
 """
 
 from __future__ import annotations
@@ -84,20 +83,11 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_s": statistics.median(ordered), "p99_s": p99, "n": len(ordered)}
 
 
-def _checkpoint(path: Path | None, folder: Path) -> tuple[Path, str]:
-    if path is not None:
-        return path, path.name
-    default = Path("out/lfw_resface.pt")
-    if default.is_file():
-        return default, default.name
-    from facepp.model.train import TrainConfig
-    from facepp.vision.align import PreprocessConfig
-    from training.participant.local import build_model, save_global_model
+def _checkpoint(path: Path | None) -> tuple[Path, str]:
+    from facepp.models import shipped_model
 
-    config = TrainConfig(seed=0)
-    target = folder / "untrained.pt"
-    save_global_model(target, build_model(config, 64), config=config, preprocessing=PreprocessConfig(input_size=64), extra={})
-    return target, "untrained (same architecture)"
+    model = path or shipped_model()
+    return model, model.name
 
 
 def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int) -> tuple[str, float]:
@@ -250,7 +240,7 @@ def run(*, sizes: Sequence[int], checkpoint: Path | None, data: Path, verifies: 
 
     results = []
     with tempfile.TemporaryDirectory(prefix="web_bench_") as tmp:
-        ckpt, label = _checkpoint(checkpoint, Path(tmp))
+        ckpt, label = _checkpoint(checkpoint)
         embedder = Embedder.from_checkpoint(ckpt)
         threshold = None if embedder.threshold is not None else 0.5
         for size in sizes:
@@ -275,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1,000 only, fewer repeats")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default out/lfw_resface.pt or untrained)")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the shipped model)")
     parser.add_argument("--data", type=Path, default=data_root(),
                         help="datasets folder holding orl/ (default $FACEPP_DATA)")
     parser.add_argument("--seed", type=int, default=0)

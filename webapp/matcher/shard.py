@@ -149,7 +149,7 @@ class GalleryShard:
         template = self._templates.get((index, slot))
         if template is not None:
             he.mod_switch_to_next(ctxt)
-            return ops.single_score(he, template, ctxt, dim=self.dim, baby=self.baby).to_bytes()
+            return ops.single_score(he, template, ctxt, dim=self.dim).to_bytes()
         operands = ops.verify_operands(he, ctxt, slot=slot, dim=self.dim, baby=self.baby, slots=params.slots,
                                        mask_scale=self.context.mask_scale)
         return ops.inner_products(he, diagonals, operands, baby=self.baby).to_bytes()

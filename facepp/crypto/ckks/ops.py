@@ -15,7 +15,7 @@ import numpy as np
 from Pyfhel import Pyfhel, PyCtxt
 
 from facepp.crypto.ckks.packing import slot_masks
-from facepp.crypto.ckks.params import CkksParams
+from facepp.crypto.ckks.params import WINDOW_KEY_MAX, CkksParams
 from facepp.errors import ProtocolError
 
 #: Modulus levels (number of primes dropped from the top of the chain).
@@ -151,27 +151,27 @@ def inner_products(he: Pyfhel, diagonals: Sequence[PyCtxt], operands: Sequence[P
     return total
 
 
-def window_sum(he: Pyfhel, ctxt: PyCtxt, *, dim: int, baby: int) -> PyCtxt:
-    """Slot ``s`` of the result holds ``sum_{i < dim} ctxt[s + i]``, using only the rotation keys for 1 and ``baby``.
+def window_sum(he: Pyfhel, ctxt: PyCtxt, *, dim: int) -> PyCtxt:
+    """Slot ``s`` of the result holds ``sum_{i < dim} ctxt[s + i]``.
 
-    Doubling: widths 1, 2, 4, ... ``dim``; a shift below ``baby`` is made of
-    step-1 rotations, a shift of ``baby`` or more of step-``baby`` rotations
-    (34 key switches at ``dim = 128, b = 32``). For a ``dim``-periodic input, every
-    slot of the result holds the same sum.
+    Doubling over widths 1, 2, 4, ... ``dim / 2``, each shift one rotation by a
+    power-of-two key (``log2(dim)`` key switches: 7 at ``dim = 128``); a shift beyond
+    :data:`~facepp.crypto.ckks.params.WINDOW_KEY_MAX` is made of several of the
+    largest. For a ``dim``-periodic input, every slot of the result holds the same sum.
     """
     total = ctxt
     width = 1
     while width < dim:
-        step, count = (baby, width // baby) if width >= baby else (1, width)
+        step = min(width, WINDOW_KEY_MAX)
         shifted = total
-        for _ in range(count):
+        for _ in range(width // step):
             shifted = he.rotate(shifted, step, True)
         total = he.add(total, shifted, True)
         width *= 2
     return total
 
 
-def single_score(he: Pyfhel, template: PyCtxt, probe: PyCtxt, *, dim: int, baby: int) -> PyCtxt:
+def single_score(he: Pyfhel, template: PyCtxt, probe: PyCtxt, *, dim: int) -> PyCtxt:
     """Encrypted score of one replicated template against a replicated probe (both level 1).
 
     One ciphertext product, a relinearisation and a rescale, then :func:`window_sum`:
@@ -181,7 +181,7 @@ def single_score(he: Pyfhel, template: PyCtxt, probe: PyCtxt, *, dim: int, baby:
     product = he.multiply(template, probe, True)
     he.relinearize(product)
     he.rescale_to_next(product)
-    return window_sum(he, product, dim=dim, baby=baby)
+    return window_sum(he, product, dim=dim)
 
 
 def add_into(he: Pyfhel, diagonals: list[PyCtxt], pieces: Sequence[PyCtxt]) -> None:

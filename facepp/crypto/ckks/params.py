@@ -39,6 +39,10 @@ HE_STANDARD_MAX_BITS_128: dict[int, int] = {
 #: Embedding dimensions the packing supports (powers of two dividing the slot count).
 MIN_DIM = 8
 
+#: Largest power-of-two rotation key in a public bundle: a 1:1 score's window sum over
+#: ``dim`` slots takes ``log2(dim)`` rotations for every ``dim <= 2 * WINDOW_KEY_MAX``.
+WINDOW_KEY_MAX = 256
+
 
 @dataclass(frozen=True)
 class CkksParams:

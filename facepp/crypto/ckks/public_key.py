@@ -16,7 +16,7 @@ import numpy as np
 from Pyfhel import Pyfhel
 
 from facepp.crypto.ckks import wire
-from facepp.crypto.ckks.params import CkksParams
+from facepp.crypto.ckks.params import WINDOW_KEY_MAX, CkksParams
 from facepp.errors import ConfigError, KeyMismatchError, ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,10 @@ def unpack_params(meta: bytes) -> CkksParams:
 
 
 def rotation_steps(params: CkksParams) -> list[int]:
-    """Rotation steps the matcher needs: 1 (baby steps) and ``baby_steps`` (giant steps)."""
-    return sorted({1, params.baby_steps})
+    """Rotation steps the matcher needs: 1 (baby steps), ``baby_steps`` (giant steps) and
+    every power of two up to :data:`WINDOW_KEY_MAX` (the 1:1 window sum)."""
+    powers = {1 << i for i in range(WINDOW_KEY_MAX.bit_length()) if 1 << i <= params.slots // 2}
+    return sorted(powers | {params.baby_steps})
 
 
 @dataclass(frozen=True)
