@@ -10,8 +10,9 @@ Views of the same round-1 update of the victim participant:
   round, read by :func:`attacks.server_view.updates_without_key`; the best result over every
   candidate vector is reported.
 
-Each is scored by :mod:`attacks.scoring` against the prior-only level measured on the same
-images.
+Each is attacked by the optimisation attacks of :mod:`attacks.inversion` (images) and, for a
+batch of two, read by :mod:`attacks.feature_read` (the two faces' templates), and scored by
+:mod:`attacks.scoring` against the prior-only level measured on the same images.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import numpy as np
 import torch
 
 from facepp.model import TrainConfig
-from facepp.vision.align import preset_for
+from facepp.vision.align import preset_for, to_tensor
+from attacks.feature_read import batch_features, best_order, read_features, templates_from_features
 from attacks.inversion import METHODS, InversionConfig, invert
-from attacks.scoring import Judge, plot_dp, prior_only, save_grid, summarise, to_images
+from attacks.scoring import Judge, plot_dp, prior_only, save_grid, summarise, template_summary, to_images
 from attacks.server_view import encrypted_round, updates_without_key
 from attacks.victim import (
     FaceBatch,
@@ -90,10 +92,18 @@ class GradientLabConfig:
 
 
 class _Attacker:
-    """Runs one attack configuration against views of one update and scores the result."""
+    """Runs the attacks against views of one update and scores the results.
 
-    def __init__(self, model: torch.nn.Module, batch: FaceBatch, judge: Judge, config: GradientLabConfig) -> None:
+    Every view gets the optimisation attack (images) and, for a batch of two, the exact
+    read of :mod:`attacks.feature_read` (templates), judged by ``template_judge`` when that
+    is the victim's own model (the read templates live in its embedding space).
+    """
+
+    def __init__(self, model: torch.nn.Module, batch: FaceBatch, judge: Judge, config: GradientLabConfig,
+                 template_judge: Judge | None) -> None:
         self.model, self.batch, self.judge, self.config = model, batch, judge, config
+        self.template_judge = template_judge
+        self.features = batch_features(model, to_tensor(batch.crops)) if len(batch.crops) == 2 else None
         self.images: dict[str, np.ndarray] = {}
 
     def run(self, name: str, update: np.ndarray, *, method: str = "geiping", mask: np.ndarray | None = None,
@@ -102,7 +112,18 @@ class _Attacker:
         attack = replace(self.config.attack, method=method)
         images = to_images(invert(self.model, update, batch=len(self.batch.crops), config=attack, mask=mask, progress=True))
         self.images[name] = images
-        return summarise(self.batch.crops, images, self.batch.references, self.judge, **extra)
+        result = summarise(self.batch.crops, images, self.batch.references, self.judge, **extra)
+        return {**result, "template_read": self.read(update)} if self.features is not None else result
+
+    def read(self, update: np.ndarray) -> dict[str, Any]:
+        """The two images' templates read off ``update``: cosine with the true GDC features, and attack success."""
+        assert self.features is not None
+        features, cosine = best_order(read_features(self.model, update), self.features)
+        result: dict[str, Any] = {"feature_cosine": cosine}
+        if self.template_judge is not None:
+            templates = templates_from_features(self.model, features)
+            result.update(template_summary(templates, self.batch.references, self.template_judge))
+        return result
 
 
 def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
@@ -125,7 +146,8 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     weights = global_weights(spec, init)
     model = build_model(spec.train, spec.input_size)
     load_flat_weights(model, weights)
-    attacker = _Attacker(model, batch, judge, config)
+    same_model = init is not None and init == model_or_shipped(config.judge_model)
+    attacker = _Attacker(model, batch, judge, config, judge if same_model else None)
     views: dict[str, Any] = {}
 
     update = plaintext_update(local_update(spec, batch, weights), weights, spec)
@@ -158,6 +180,9 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     attacker.images["ciphertext"] = attacker.images[f"ciphertext/{best}"]
     views["ciphertext"] = {**results[best], "candidates": len(results), "bytes_held": len(holdings.everything),
                            "plaintext_found_in_server_bytes": leaks}
+    if attacker.features is not None:  # the best template read over the candidates, on its own
+        reads = [r["template_read"] for r in results]
+        views["ciphertext"]["template_read"] = max(reads, key=lambda r: (r.get("attack_success", 0.0), r["feature_cosine"]))
 
     prior_level = prior_only(batch.crops, batch.references, prior, judge)
     baseline = _round_accuracy(spec, split, weights, update, config)
