@@ -68,6 +68,9 @@ class GradientLabConfig:
         noise_multipliers: DP noise levels of the ``dp`` views.
         clip: DP clip norm.
         key_bits: Paillier key size of the encrypted round.
+        workers: Processes encrypting and decrypting in the encrypted round.
+        read_batches: With ``people`` 2, more two-image batches whose plaintext updates are read
+            for their templates (the report's ``template_read_more``).
         prior_images: Public faces the prior-only guesses draw from.
         seed: Seeds the batch choice, the attack and the DP noise.
     """
@@ -85,10 +88,23 @@ class GradientLabConfig:
     noise_multipliers: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
     clip: float = 1.0
     key_bits: int = 2048
+    workers: int = 2
+    read_batches: int = 10
     prior_images: int = 40
     seed: int = 0
     judge_model: Path | None = None
     cache_dir: Path | None = None
+
+
+def _read(model: torch.nn.Module, update: np.ndarray, batch: FaceBatch, judge: Judge | None) -> dict[str, Any]:
+    """Two images' templates read off ``update``: cosine with their true GDC features and, with a
+    ``judge`` of the victim's own model, the attack success of the templates."""
+    truth = batch_features(model, to_tensor(batch.crops))
+    features, cosine = best_order(read_features(model, update), truth)
+    result: dict[str, Any] = {"feature_cosine": cosine}
+    if judge is not None:
+        result.update(template_summary(templates_from_features(model, features), batch.references, judge))
+    return result
 
 
 class _Attacker:
@@ -103,7 +119,7 @@ class _Attacker:
                  template_judge: Judge | None) -> None:
         self.model, self.batch, self.judge, self.config = model, batch, judge, config
         self.template_judge = template_judge
-        self.features = batch_features(model, to_tensor(batch.crops)) if len(batch.crops) == 2 else None
+        self.reads = len(batch.crops) == 2
         self.images: dict[str, np.ndarray] = {}
 
     def run(self, name: str, update: np.ndarray, *, method: str = "geiping", mask: np.ndarray | None = None,
@@ -113,16 +129,8 @@ class _Attacker:
         images = to_images(invert(self.model, update, batch=len(self.batch.crops), config=attack, mask=mask, progress=True))
         self.images[name] = images
         result = summarise(self.batch.crops, images, self.batch.references, self.judge, **extra)
-        return {**result, "template_read": self.read(update)} if self.features is not None else result
-
-    def read(self, update: np.ndarray) -> dict[str, Any]:
-        """The two images' templates read off ``update``: cosine with the true GDC features, and attack success."""
-        assert self.features is not None
-        features, cosine = best_order(read_features(self.model, update), self.features)
-        result: dict[str, Any] = {"feature_cosine": cosine}
-        if self.template_judge is not None:
-            templates = templates_from_features(self.model, features)
-            result.update(template_summary(templates, self.batch.references, self.template_judge))
+        if self.reads:
+            result["template_read"] = _read(self.model, update, self.batch, self.template_judge)
         return result
 
 
@@ -171,7 +179,7 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="facepp-attack-") as tmp:
         trainer = local_trainer(spec, batch.crops, batch.labels, 0)
         holdings = encrypted_round(Path(tmp) / "round", spec=spec, weights=weights, trainer=trainer,
-                                   key_bits=config.key_bits)
+                                   key_bits=config.key_bits, workers=config.workers)
     contribution = np.concatenate([weights + update, [1.0]])  # the plaintext a leak would show (weight aside)
     leaks = holdings.leaks({"victim update": contribution})
     candidates = updates_without_key(holdings, weights)
@@ -180,11 +188,13 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     attacker.images["ciphertext"] = attacker.images[f"ciphertext/{best}"]
     views["ciphertext"] = {**results[best], "candidates": len(results), "bytes_held": len(holdings.everything),
                            "plaintext_found_in_server_bytes": leaks}
-    if attacker.features is not None:  # the best template read over the candidates, on its own
+    if attacker.reads:  # the best template read over the candidates, on its own
         reads = [r["template_read"] for r in results]
         views["ciphertext"]["template_read"] = max(reads, key=lambda r: (r.get("attack_success", 0.0), r["feature_cosine"]))
 
     prior_level = prior_only(batch.crops, batch.references, prior, judge)
+    more = (_read_more(spec, config, preprocessing, split, weights, model, attacker.template_judge)
+            if attacker.reads and config.read_batches else None)
     baseline = _round_accuracy(spec, split, weights, update, config)
     grid = save_grid(config.out / "gradients.png", batch.crops,
                      {k: v for k, v in attacker.images.items() if not k.startswith("ciphertext/")})
@@ -194,6 +204,7 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
         "prior_only": prior_level,
         "prior_only_success": prior_level["success"],
         "dp_curve": dp_rows,
+        "template_read_more": more,
         "model_accuracy_without_dp": baseline,
         "setup": {"people": batch.people, "images": len(batch.crops), "local_epochs": spec.local_epochs,
                   "backbone": spec.train.backbone, "input_size": spec.input_size, "init": spec.init,
@@ -202,6 +213,22 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
                   "threshold": judge.threshold, "prior_images": len(prior)},
         "figures": {"grid": str(grid), "dp_plot": str(plot)},
     }
+
+
+def _read_more(spec: TrainingSpec, config: GradientLabConfig, preprocessing: Any, split: Any, weights: np.ndarray,
+               model: torch.nn.Module, judge: Judge | None) -> dict[str, Any]:
+    """The template read on the plaintext updates of ``config.read_batches`` more two-image batches:
+    the same numbers over more faces, beside the success of the real photos' own templates."""
+    reads, real = [], []
+    for k in range(1, config.read_batches + 1):
+        other = load_batch(config.data, people=2, preprocessing=preprocessing, seed=config.seed + k,
+                           exclude=tuple(split.eval_identities), cache_dir=config.cache_dir)
+        reads.append(_read(model, plaintext_update(local_update(spec, other, weights), weights, spec), other, judge))
+        if judge is not None:  # the ceiling: the templates of the real training photos
+            real.append(template_summary(judge.embed(other.crops), other.references, judge)["attack_success"])
+    result = {"batches": len(reads), "images": 2 * len(reads),
+              **{key: float(np.mean([r[key] for r in reads])) for key in reads[0]}}
+    return {**result, "real_template_success": float(np.mean(real))} if real else result
 
 
 def _round_accuracy(spec: TrainingSpec, split: Any, weights: np.ndarray, update: np.ndarray,

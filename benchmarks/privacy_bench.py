@@ -37,6 +37,13 @@ def _rows(section: dict[str, Any]) -> list[dict[str, Any]]:
              "feature_cosine": v.get("template_read", {}).get("feature_cosine", ""),
              "epsilon": v.get("epsilon", ""), "model_accuracy": v.get("model_accuracy", "")}
             for name, v in section["views"].items()]
+    more = section.get("template_read_more")
+    if more:
+        blank = {"ssim": "", "psnr": "", "attack_success": "", "epsilon": "", "model_accuracy": ""}
+        rows.append({"view": f"plaintext, {more['images']} more faces", **blank, "feature_cosine": more["feature_cosine"],
+                     "template_read_success": more.get("attack_success", "")})
+        rows.append({"view": "their real photos' templates", **blank, "feature_cosine": "",
+                     "template_read_success": more.get("real_template_success", "")})
     prior = section["prior_only"]
     rows.append({"view": "prior only", "ssim": prior["ssim"], "psnr": prior["psnr"],
                  "attack_success": section["prior_only_success"], "template_read_success": "", "feature_cosine": "",
