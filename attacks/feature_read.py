@@ -54,15 +54,14 @@ def read_features(model: nn.Module, update: np.ndarray) -> torch.Tensor:
     Raises:
         ConfigError: the update does not fit the model, or the model has no GDC tail.
     """
-    norm, embed, _ = _tail(model)
-    names = {id(module): name for name, module in model.named_modules()}
-    prefix, weight = names[id(norm)], names[id(embed)] + ".weight"
+    norm = _tail(model)[0]
+    prefix = f"gdc.{len(getattr(model, 'gdc')) - 1}"
     delta, state = state_views(model, update), model.state_dict()
     momentum = float(norm.momentum or 0.1)
     mean = state[prefix + ".running_mean"] + delta[prefix + ".running_mean"] / momentum
     var = state[prefix + ".running_var"] + delta[prefix + ".running_var"] / momentum
     half = torch.sqrt(var.clamp_min(0.0) / 2.0)
-    _, _, vh = torch.linalg.svd(torch.sign(-delta[weight]), full_matrices=False)
+    _, _, vh = torch.linalg.svd(torch.sign(-delta["embed.weight"]), full_matrices=False)
     side = torch.sign(vh[0]) * torch.sign(norm.weight.detach())
     return torch.stack([mean + side * half, mean - side * half]).float()
 
