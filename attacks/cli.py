@@ -36,7 +36,8 @@ def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="attack", metavar="ATTACK", required=True)
     gradients = sub.add_parser("gradients", help="invert a participant's update: plaintext, top 10%%, DP, ciphertext")
     _common(gradients)
-    gradients.add_argument("--people", type=_positive_int, default=4, help="images in the victim's batch (>= 2)")
+    gradients.add_argument("--people", type=_positive_int, default=4,
+                           help="images in the victim's batch (>= 2; with 2, every view is also read for their templates)")
     gradients.add_argument("--local-epochs", type=_positive_int, default=1)
     gradients.add_argument("--methods", default="dlg,idlg,geiping", help="attacks on the plaintext update")
     gradients.add_argument("--noise", default="0.001,0.01,0.1,1", help="DP noise multipliers, comma-separated")

@@ -10,8 +10,9 @@ Views of the same round-1 update of the victim participant:
   round, read by :func:`attacks.server_view.updates_without_key`; the best result over every
   candidate vector is reported.
 
-Each is scored by :mod:`attacks.scoring` against the prior-only level measured on the same
-images.
+Each is attacked by the optimisation attacks of :mod:`attacks.inversion` (images) and, for a
+batch of two, read by :mod:`attacks.feature_read` (the two faces' templates), and scored by
+:mod:`attacks.scoring` against the prior-only level measured on the same images.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import numpy as np
 import torch
 
 from facepp.model import TrainConfig
-from facepp.vision.align import preset_for
+from facepp.vision.align import preset_for, to_tensor
+from attacks.feature_read import batch_features, best_order, read_features, templates_from_features
 from attacks.inversion import METHODS, InversionConfig, invert
-from attacks.scoring import Judge, plot_dp, prior_only, save_grid, summarise, to_images
+from attacks.scoring import Judge, plot_dp, prior_only, save_grid, summarise, template_summary, to_images
 from attacks.server_view import encrypted_round, updates_without_key
 from attacks.victim import (
     FaceBatch,
@@ -66,6 +68,9 @@ class GradientLabConfig:
         noise_multipliers: DP noise levels of the ``dp`` views.
         clip: DP clip norm.
         key_bits: Paillier key size of the encrypted round.
+        workers: Processes encrypting and decrypting in the encrypted round.
+        read_batches: With ``people`` 2, more two-image batches whose plaintext updates are read
+            for their templates (the report's ``template_read_more``).
         prior_images: Public faces the prior-only guesses draw from.
         seed: Seeds the batch choice, the attack and the DP noise.
     """
@@ -83,17 +88,38 @@ class GradientLabConfig:
     noise_multipliers: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
     clip: float = 1.0
     key_bits: int = 2048
+    workers: int = 2
+    read_batches: int = 10
     prior_images: int = 40
     seed: int = 0
     judge_model: Path | None = None
     cache_dir: Path | None = None
 
 
-class _Attacker:
-    """Runs one attack configuration against views of one update and scores the result."""
+def _read(model: torch.nn.Module, update: np.ndarray, batch: FaceBatch, judge: Judge | None) -> dict[str, Any]:
+    """Two images' templates read off ``update``: cosine with their true GDC features and, with a
+    ``judge`` of the victim's own model, the attack success of the templates."""
+    truth = batch_features(model, to_tensor(batch.crops))
+    features, cosine = best_order(read_features(model, update), truth)
+    result: dict[str, Any] = {"feature_cosine": cosine}
+    if judge is not None:
+        result.update(template_summary(templates_from_features(model, features), batch.references, judge))
+    return result
 
-    def __init__(self, model: torch.nn.Module, batch: FaceBatch, judge: Judge, config: GradientLabConfig) -> None:
+
+class _Attacker:
+    """Runs the attacks against views of one update and scores the results.
+
+    Every view gets the optimisation attack (images) and, for a batch of two, the exact
+    read of :mod:`attacks.feature_read` (templates), judged by ``template_judge`` when that
+    is the victim's own model (the read templates live in its embedding space).
+    """
+
+    def __init__(self, model: torch.nn.Module, batch: FaceBatch, judge: Judge, config: GradientLabConfig,
+                 template_judge: Judge | None) -> None:
         self.model, self.batch, self.judge, self.config = model, batch, judge, config
+        self.template_judge = template_judge
+        self.reads = len(batch.crops) == 2
         self.images: dict[str, np.ndarray] = {}
 
     def run(self, name: str, update: np.ndarray, *, method: str = "geiping", mask: np.ndarray | None = None,
@@ -102,7 +128,10 @@ class _Attacker:
         attack = replace(self.config.attack, method=method)
         images = to_images(invert(self.model, update, batch=len(self.batch.crops), config=attack, mask=mask, progress=True))
         self.images[name] = images
-        return summarise(self.batch.crops, images, self.batch.references, self.judge, **extra)
+        result = summarise(self.batch.crops, images, self.batch.references, self.judge, **extra)
+        if self.reads:
+            result["template_read"] = _read(self.model, update, self.batch, self.template_judge)
+        return result
 
 
 def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
@@ -125,7 +154,8 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     weights = global_weights(spec, init)
     model = build_model(spec.train, spec.input_size)
     load_flat_weights(model, weights)
-    attacker = _Attacker(model, batch, judge, config)
+    same_model = init is not None and init == model_or_shipped(config.judge_model)
+    attacker = _Attacker(model, batch, judge, config, judge if same_model else None)
     views: dict[str, Any] = {}
 
     update = plaintext_update(local_update(spec, batch, weights), weights, spec)
@@ -149,7 +179,7 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="facepp-attack-") as tmp:
         trainer = local_trainer(spec, batch.crops, batch.labels, 0)
         holdings = encrypted_round(Path(tmp) / "round", spec=spec, weights=weights, trainer=trainer,
-                                   key_bits=config.key_bits)
+                                   key_bits=config.key_bits, workers=config.workers)
     contribution = np.concatenate([weights + update, [1.0]])  # the plaintext a leak would show (weight aside)
     leaks = holdings.leaks({"victim update": contribution})
     candidates = updates_without_key(holdings, weights)
@@ -158,8 +188,13 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
     attacker.images["ciphertext"] = attacker.images[f"ciphertext/{best}"]
     views["ciphertext"] = {**results[best], "candidates": len(results), "bytes_held": len(holdings.everything),
                            "plaintext_found_in_server_bytes": leaks}
+    if attacker.reads:  # the best template read over the candidates, on its own
+        reads = [r["template_read"] for r in results]
+        views["ciphertext"]["template_read"] = max(reads, key=lambda r: (r.get("attack_success", 0.0), r["feature_cosine"]))
 
     prior_level = prior_only(batch.crops, batch.references, prior, judge)
+    more = (_read_more(spec, config, preprocessing, split, weights, model, attacker.template_judge)
+            if attacker.reads and config.read_batches else None)
     baseline = _round_accuracy(spec, split, weights, update, config)
     grid = save_grid(config.out / "gradients.png", batch.crops,
                      {k: v for k, v in attacker.images.items() if not k.startswith("ciphertext/")})
@@ -169,6 +204,7 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
         "prior_only": prior_level,
         "prior_only_success": prior_level["success"],
         "dp_curve": dp_rows,
+        "template_read_more": more,
         "model_accuracy_without_dp": baseline,
         "setup": {"people": batch.people, "images": len(batch.crops), "local_epochs": spec.local_epochs,
                   "backbone": spec.train.backbone, "input_size": spec.input_size, "init": spec.init,
@@ -177,6 +213,22 @@ def run_gradient_lab(config: GradientLabConfig) -> dict[str, Any]:
                   "threshold": judge.threshold, "prior_images": len(prior)},
         "figures": {"grid": str(grid), "dp_plot": str(plot)},
     }
+
+
+def _read_more(spec: TrainingSpec, config: GradientLabConfig, preprocessing: Any, split: Any, weights: np.ndarray,
+               model: torch.nn.Module, judge: Judge | None) -> dict[str, Any]:
+    """The template read on the plaintext updates of ``config.read_batches`` more two-image batches:
+    the same numbers over more faces, beside the success of the real photos' own templates."""
+    reads, real = [], []
+    for k in range(1, config.read_batches + 1):
+        other = load_batch(config.data, people=2, preprocessing=preprocessing, seed=config.seed + k,
+                           exclude=tuple(split.eval_identities), cache_dir=config.cache_dir)
+        reads.append(_read(model, plaintext_update(local_update(spec, other, weights), weights, spec), other, judge))
+        if judge is not None:  # the ceiling: the templates of the real training photos
+            real.append(template_summary(judge.embed(other.crops), other.references, judge)["attack_success"])
+    result = {"batches": len(reads), "images": 2 * len(reads),
+              **{key: float(np.mean([r[key] for r in reads])) for key in reads[0]}}
+    return {**result, "real_template_success": float(np.mean(real))} if real else result
 
 
 def _round_accuracy(spec: TrainingSpec, split: Any, weights: np.ndarray, update: np.ndarray,

@@ -19,8 +19,8 @@ each dummy image therefore carries a free ``v_i`` that the attack optimises with
 role DLG's dummy labels play). The embedding layer ends in a BatchNorm whose bias gradient
 is ``sum_i v_i``: that is the analytic start of ``idlg`` and ``geiping``.
 
-Only trainable parameters are matched; BatchNorm running statistics, which the update also
-carries, are left out. Pure torch; the caller sets the thread count.
+Only trainable parameters are matched; the BatchNorm running statistics the update also
+carries are what :mod:`attacks.feature_read` reads. Pure torch; the caller sets the thread count.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ class InversionConfig:
             raise ConfigError(f"need iterations >= 1, lr > 0, tv_weight >= 0; got {self.iterations}, {self.lr}, {self.tv_weight}")
 
 
-def parameter_views(model: nn.Module, flat: np.ndarray) -> dict[str, torch.Tensor]:
+def state_views(model: nn.Module, flat: np.ndarray) -> dict[str, torch.Tensor]:
     """Split a flat federated vector (parameters and BatchNorm statistics, state-dict order)
-    into tensors named like the model's trainable parameters.
+    into tensors named like the model's floating-point state.
 
     Raises:
         ConfigError: ``flat`` does not have the model's federated length.
@@ -77,14 +77,18 @@ def parameter_views(model: nn.Module, flat: np.ndarray) -> dict[str, torch.Tenso
     total = sum(v.numel() for _, v in tensors)
     if flat.size != total:
         raise ConfigError(f"an update of {flat.size} values does not fit this model ({total} federated values)")
-    trainable = {name for name, _ in model.named_parameters()}
     views, offset = {}, 0
     source = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
     for name, v in tensors:
-        if name in trainable:
-            views[name] = source[offset : offset + v.numel()].reshape(v.shape)
+        views[name] = source[offset : offset + v.numel()].reshape(v.shape)
         offset += v.numel()
     return views
+
+
+def parameter_views(model: nn.Module, flat: np.ndarray) -> dict[str, torch.Tensor]:
+    """:func:`state_views` restricted to the model's trainable parameters."""
+    trainable = {name for name, _ in model.named_parameters()}
+    return {k: v for k, v in state_views(model, flat).items() if k in trainable}
 
 
 def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -74,6 +74,13 @@ def summarise(originals: np.ndarray, reconstructions: np.ndarray, references: np
             "mean_match_score": float(scores.mean()), **extra}
 
 
+def template_summary(templates: np.ndarray, references: np.ndarray, judge: Judge) -> dict[str, Any]:
+    """Attack success of templates (not images): the share the judge matches to the reference
+    photo of their person at its threshold, and the mean match score."""
+    scores = np.sum(templates * judge.embed(references), axis=1)
+    return {"attack_success": float(np.mean(scores >= judge.threshold)), "mean_match_score": float(scores.mean())}
+
+
 def prior_guesses(prior: np.ndarray, count: int, *, seed: int = 0) -> dict[str, np.ndarray]:
     """What an attacker guesses from the prior alone, ``count`` images each: the mean face of
     the public images (the best guess under squared error) and public faces drawn at random."""

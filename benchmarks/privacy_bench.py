@@ -6,7 +6,8 @@ Gradient inversion (``facepp attack gradients``) against a participant's exact r
 update of the shipped model on a small batch of real faces: the full plaintext update
 (DLG, iDLG, Geiping et al.), its top 10%, client-level DP at several noise multipliers
 (epsilon and the accuracy of the resulting global model beside it), and everything the
-facepp parameter server holds after a real encrypted round. Template inversion
+facepp parameter server holds after a real encrypted round. For a batch of two (``--quick``)
+every view is also read exactly for the two faces' templates (``attacks.feature_read``). Template inversion
 (``facepp attack templates``): a decoder trained on public faces with the shipped model
 inverts held-out people's templates, as a plain database stores them and as the facepp
 matcher holds them. Every view reports SSIM and PSNR (scikit-image) and the attack
@@ -32,11 +33,21 @@ from facepp.data import data_root
 
 def _rows(section: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"view": name, "ssim": v["ssim"], "psnr": v["psnr"], "attack_success": v["attack_success"],
+             "template_read_success": v.get("template_read", {}).get("attack_success", ""),
+             "feature_cosine": v.get("template_read", {}).get("feature_cosine", ""),
              "epsilon": v.get("epsilon", ""), "model_accuracy": v.get("model_accuracy", "")}
             for name, v in section["views"].items()]
+    more = section.get("template_read_more")
+    if more:
+        blank = {"ssim": "", "psnr": "", "attack_success": "", "epsilon": "", "model_accuracy": ""}
+        rows.append({"view": f"plaintext, {more['images']} more faces", **blank, "feature_cosine": more["feature_cosine"],
+                     "template_read_success": more.get("attack_success", "")})
+        rows.append({"view": "their real photos' templates", **blank, "feature_cosine": "",
+                     "template_read_success": more.get("real_template_success", "")})
     prior = section["prior_only"]
     rows.append({"view": "prior only", "ssim": prior["ssim"], "psnr": prior["psnr"],
-                 "attack_success": section["prior_only_success"], "epsilon": "", "model_accuracy": ""})
+                 "attack_success": section["prior_only_success"], "template_read_success": "", "feature_cosine": "",
+                 "epsilon": "", "model_accuracy": ""})
     return rows
 
 

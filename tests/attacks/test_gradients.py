@@ -1,4 +1,5 @@
-"""Gradient inversion on a tiny victim: the parameter server's bytes are worth no more than the prior."""
+"""Attacks on a tiny victim's update: a plain server reads the faces' features off it, the
+facepp parameter server's bytes are worth no more than the prior."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attacks.feature_read import batch_features, best_order, read_features
 from attacks.inversion import InversionConfig, invert
 from attacks.scoring import image_quality, prior_guesses, to_images
 from attacks.server_view import ServerHoldings, updates_without_key
 from attacks.victim import FaceBatch, local_update, top_fraction
 from facepp.cli import main
 from facepp.errors import ConfigError
+from facepp.vision.align import to_tensor
 from training.participant.local import build_model, load_flat_weights
 from training.participant.spec import TrainingSpec
 
@@ -44,6 +47,22 @@ def test_what_the_parameter_server_holds_is_worth_no_more_than_the_prior(
     assert best <= _prior_ssim(batch, prior) + 0.05
 
 
+def test_a_plain_server_reads_both_faces_features_off_the_update_and_the_facepp_server_does_not(
+        spec: TrainingSpec, batch: FaceBatch, weights: np.ndarray, update: np.ndarray, prior: np.ndarray,
+        holdings: ServerHoldings) -> None:
+    """The GDC outputs of the two images, read from the BatchNorm statistics and the signs of
+    the embedding layer's step, are exact; a pair of public faces is the prior-only level."""
+    model = _model(spec, weights)
+    truth = batch_features(model, to_tensor(batch.crops))
+    assert best_order(read_features(model, update), truth)[1] > 0.999
+    rng = np.random.default_rng(0)
+    pairs = [prior[rng.choice(len(prior), size=2, replace=False)] for _ in range(5)]
+    prior_level = max(best_order(batch_features(model, to_tensor(pair)), truth)[1] for pair in pairs)
+    assert prior_level < 0.9, "the floor above must mean something"
+    cipher = max(best_order(read_features(model, c), truth)[1] for c in updates_without_key(holdings, weights))
+    assert cipher <= prior_level
+
+
 def test_the_leak_scan_finds_a_planted_update(weights: np.ndarray, update: np.ndarray,
                                               holdings: ServerHoldings) -> None:
     """The ciphertext test above can fail: the same scan finds the update once it is in the server's bytes."""
@@ -73,6 +92,15 @@ def test_the_dp_update_is_clipped_and_noised(spec: TrainingSpec, batch: FaceBatc
 def test_an_update_of_another_model_is_refused(spec: TrainingSpec, weights: np.ndarray) -> None:
     with pytest.raises(ConfigError, match="does not fit this model"):
         invert(_model(spec, weights), np.zeros(10, np.float32), batch=2, config=ATTACK)
+    with pytest.raises(ConfigError, match="does not fit this model"):
+        read_features(_model(spec, weights), np.zeros(10, np.float32))
+
+
+def test_a_model_without_the_gdc_tail_is_refused() -> None:
+    import torch
+
+    with pytest.raises(ConfigError, match="GDC BatchNorm"):
+        read_features(torch.nn.Linear(3, 2), np.zeros(8, np.float32))
 
 
 def test_bad_attack_parameters_are_refused() -> None:
