@@ -24,9 +24,9 @@ real matcher database (SQLite). Then, on the same database and in the same run:
   cost of the last engine (time x shards / blocks: one worker's cost per block).
 
 ``--quick`` (under 5 minutes on an idle machine): N = 10,000 only, the in-process
-engine and Ray with 2 shards. The full run adds N = 100,000;
-1M templates (245 blocks, 8 GB of ciphertexts) are extrapolated, not built.
-Run under ``nice -n 10`` on a shared machine.
+engine and Ray with 2 shards. The full run adds N = 100,000. ``--sizes 1000000
+--engines local`` builds a gallery of a million (245 blocks, 8.2 GB of ciphertexts in
+SQLite and in memory). Run under ``nice -n 10`` on a shared machine.
 """
 
 from __future__ import annotations
@@ -223,8 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=data_root(),
                         help="datasets folder holding orl/ for the terminal API figures (default $FACEPP_DATA)")
     parser.add_argument("--checkpoint", type=Path, help="model checkpoint for the terminal (default: see web_bench)")
+    parser.add_argument("--sizes", type=int, nargs="+", metavar="N",
+                        help="gallery sizes (default 10000 100000; --quick 10000), e.g. --sizes 1000000 --engines local")
+    parser.add_argument("--engines", nargs="+", metavar="ENGINE[:SHARDS]",
+                        help="engines to load each gallery on (default local ray:1 ray:2; --quick local ray:2)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def parse_engine(text: str) -> tuple[str, int]:
+    """``local`` or ``ray:SHARDS`` -> ``(engine, shards)``."""
+    name, _, shards = text.partition(":")
+    if name not in ("local", "ray") or (shards and not shards.isdigit()) or (name == "local" and shards not in ("", "1")):
+        raise argparse.ArgumentTypeError(f"engines are local or ray:SHARDS, got {text!r}")
+    return name, int(shards or 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,8 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if data is None:
         print(f"ORL not found under {args.data}: skipping the terminal API figures", file=sys.stderr)
     started = time.perf_counter()
-    engines = (("local", 1), ("ray", 2)) if args.quick else (("local", 1), ("ray", 1), ("ray", 2))
-    result = run(sizes=(10_000,) if args.quick else (10_000, 100_000), repeats=3 if args.quick else 7, data=data,
+    try:
+        engines = [parse_engine(e) for e in args.engines] if args.engines else (
+            [("local", 1), ("ray", 2)] if args.quick else [("local", 1), ("ray", 1), ("ray", 2)])
+    except argparse.ArgumentTypeError as exc:
+        build_parser().error(str(exc))
+    sizes = args.sizes or ([10_000] if args.quick else [10_000, 100_000])
+    result = run(sizes=sizes, repeats=3 if args.quick else 7, data=data,
                  checkpoint=args.checkpoint, seed=args.seed, engines=engines)
     result["total_s"] = time.perf_counter() - started
     print_table("Matcher service, dim 128 (this machine; Ray: one process per shard)", result["rows"])
