@@ -35,7 +35,6 @@ import argparse
 import json
 import logging
 import math
-import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.ckks_bench import timed
 from benchmarks.report import print_table, write_json
 from facepp.data import data_root
 
@@ -54,15 +54,6 @@ DIM = 128
 CONCURRENT = 50
 ONE_MILLION = 1_000_000
 SLOTS = 4096  # templates per block (n = 8192)
-
-
-def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def _burst(fn: Callable[[int], Any], clients: int) -> float:
@@ -90,12 +81,12 @@ def measure_engine(folder: Path, holder: Any, engine: str, shards: int, probes: 
     try:
         identify_probe, verify_probe = probes
         service.identify(identify_probe)  # warm-up
-        identify_s, reply = _median_time(lambda: service.identify(identify_probe), repeats)
+        identify_s, reply = timed(lambda: service.identify(identify_probe), repeats)
         single, bulk = subjects
         service.score_one(single, verify_probe)
-        verify_s, _ = _median_time(lambda: service.score_one(single, verify_probe), repeats)
-        verify_block_s, _ = _median_time(lambda: service.score_one(bulk, verify_probe), repeats)
-        sequential2, _ = _median_time(lambda: [service.score_one(single, verify_probe) for _ in range(2)], repeats)
+        verify_s, _ = timed(lambda: service.score_one(single, verify_probe), repeats)
+        verify_block_s, _ = timed(lambda: service.score_one(bulk, verify_probe), repeats)
+        sequential2, _ = timed(lambda: [service.score_one(single, verify_probe) for _ in range(2)], repeats)
         burst = _burst(lambda _: service.score_one(single, verify_probe), CONCURRENT)
         name, count = service.engine.name, service.engine.shards
         version, subjects = service.locations()
