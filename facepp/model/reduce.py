@@ -170,8 +170,9 @@ def reduce_checkpoint(source: str | Path, out: str | Path, *, dim: int, data: st
     target.load_state_dict(state)
     new_meta["parameters"] = count_parameters(target)
     save_checkpoint(out, model_state=state, metadata=new_meta)
-    logger.info("%d-d -> %d-d: %.2f%% of the second moment of %d embeddings kept; wrote %s (recalibrate its threshold: "
-                "facepp evaluate --model %s --validation --calibrate-far F)", source_dim, dim,
-                100 * projection.explained_variance, projection.samples, out, out)
+    calibrate = f"--data {data} --validation" if validation else "--data DATA --identities ..."
+    logger.info("%d-d -> %d-d: %.2f%% of the second moment of %d embeddings kept; wrote %s (calibrate its threshold: "
+                "facepp evaluate --model %s %s --calibrate-far F)", source_dim, dim,
+                100 * projection.explained_variance, projection.samples, out, out, calibrate)
     return reduction
 
