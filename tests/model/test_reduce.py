@@ -16,6 +16,8 @@ from facepp.model import Embedder, build_backbone, load_checkpoint, save_checkpo
 from facepp.model.reduce import fit_projection, fold_projection, training_embeddings
 from facepp.vision import PreprocessConfig, preset_for
 from facepp.vision.align import to_tensor
+from training.participant.local import initial_weights
+from training.participant.spec import TrainingSpec, fine_tuning
 
 SIZE = 32
 
@@ -133,6 +135,8 @@ def test_reduce_command_writes_a_plain_smaller_checkpoint(checkpoint: Path, data
     faces = [str(data_root / "orl" / "s40" / "1.pgm")]
     assert main(["-q", "embed", "--model", str(out), "--mode", "center", *faces, "--out", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["dim"] == 8
+    spec = fine_tuning(TrainingSpec(total_rounds=1, participants=("a", "b"), seed=0), out)  # federation --init
+    assert spec.train.embedding_dim == 8 and np.isfinite(initial_weights(spec.train, spec.input_size, out)).all()
 
 
 @pytest.mark.parametrize("dim, message", [("32", "--dim must be between 1 and 31 (the source model is 32-d), got 32"),
