@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch import nn
 
 from facepp.data.images import read_image
 from facepp.errors import CheckpointError, ConfigError
-from facepp.model.backbone import build_backbone, for_inference
+from facepp.model.backbone import EmbeddingBackbone, build_backbone, for_inference
 from facepp.model.checkpoint import load_checkpoint
 from facepp.vision.align import AlignedFace, FacePreprocessor, PreprocessConfig, preset_for, to_tensor
 from facepp.vision.cache import preprocess_paths
@@ -138,7 +138,8 @@ class Embedder:
         """
         crops = np.asarray(crops)
         views = crops if crops.ndim == 5 else crops[:, None]
-        forward = self.model.forward_raw if raw else self.model
+        backbone = cast(EmbeddingBackbone, self.model)
+        forward = backbone.forward_raw if raw else backbone
         out = [torch.zeros((0, views.shape[1] * (1 + self.flip_tta), self.embedding_dim))]
         for start in range(0, len(views), batch_size):
             chunk = views[start : start + batch_size]

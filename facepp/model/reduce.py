@@ -23,14 +23,14 @@ import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from facepp.errors import ConfigError, DatasetError
-from facepp.model.backbone import build_backbone, count_parameters
+from facepp.model.backbone import EmbeddingBackbone, build_backbone, count_parameters
 from facepp.model.checkpoint import load_checkpoint, save_checkpoint
 from facepp.model.embedder import Embedder
 
@@ -80,7 +80,7 @@ def fit_projection(embeddings: np.ndarray, dim: int) -> Projection:
     return Projection(components=vt[:dim], explained_variance=float(energy[:dim].sum() / energy.sum()), samples=len(x))
 
 
-def fold_projection(model: nn.Module, projection: Projection) -> nn.Module:
+def fold_projection(model: nn.Module, projection: Projection) -> EmbeddingBackbone:
     """An eval-mode copy of ``model`` whose ``embed`` + ``bn`` output the projection of the old ones
     (so its embeddings are the normalised projections of the old embeddings).
 
@@ -94,6 +94,8 @@ def fold_projection(model: nn.Module, projection: Projection) -> nn.Module:
                           "(the GDC tail): its embedding cannot be reduced")
     if embed.out_features != projection.components.shape[1]:
         raise ConfigError(f"the projection takes {projection.components.shape[1]}-d embeddings, the model gives {embed.out_features}")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ConfigError(f"{type(model).__name__}'s `bn` keeps no running statistics: its eval-mode output is not affine")
     with torch.no_grad():
         scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).double()  # eval bn: scale * (z - mu) + beta
         weight = scale[:, None] * embed.weight.double()
@@ -102,7 +104,7 @@ def fold_projection(model: nn.Module, projection: Projection) -> nn.Module:
             bias = bias + scale * embed.bias.double()
         p = torch.from_numpy(projection.components)
         new_weight, new_bias = p @ weight, p @ bias
-    reduced = copy.deepcopy(model).eval()
+    reduced = cast(EmbeddingBackbone, copy.deepcopy(model).eval())
     reduced.embed = nn.Linear(embed.in_features, projection.dim, bias=False)
     reduced.bn = nn.BatchNorm1d(projection.dim, eps=bn.eps).eval()
     with torch.no_grad():
