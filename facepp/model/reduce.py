@@ -93,9 +93,11 @@ def fold_projection(model: nn.Module, projection: Projection) -> EmbeddingBackbo
         raise ConfigError(f"{type(model).__name__} does not end in a linear `embed` layer and a BatchNorm1d `bn` "
                           "(the GDC tail): its embedding cannot be reduced")
     if embed.out_features != projection.components.shape[1]:
-        raise ConfigError(f"the projection takes {projection.components.shape[1]}-d embeddings, the model gives {embed.out_features}")
+        raise ConfigError(f"the projection takes {projection.components.shape[1]}-d embeddings, "
+                          f"the model gives {embed.out_features}")
     if bn.running_mean is None or bn.running_var is None:
-        raise ConfigError(f"{type(model).__name__}'s `bn` keeps no running statistics: its eval-mode output is not affine")
+        raise ConfigError(f"{type(model).__name__}'s `bn` keeps no running statistics: "
+                          "its eval-mode output is not affine")
     with torch.no_grad():
         scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).double()  # eval bn: scale * (z - mu) + beta
         weight = scale[:, None] * embed.weight.double()
@@ -119,8 +121,9 @@ def training_embeddings(embedder: Embedder, data: str | Path, *, exclude_pairs: 
                         exclude: tuple[str, ...] = (), cache_dir: Path | None = None) -> tuple[np.ndarray, dict[str, int]]:
     """Unit-norm embeddings of every test-time view (and mirror image) of the training identities' images.
 
-    Identities of the pairs files and ``exclude`` are left out; so are images in which no
-    face was found. Returns ``((M, C) embeddings, counts of identities and images)``.
+    Identities of the pairs files and ``exclude`` are left out, and so are unreadable images;
+    an image without a detected face gives its centre crop, as in evaluation. Returns
+    ``((M, C) embeddings, counts of identities and images)``.
     """
     from facepp.model.recipe import IdentitySelection, select_training_set
 
@@ -128,7 +131,7 @@ def training_embeddings(embedder: Embedder, data: str | Path, *, exclude_pairs: 
     fitter = embedder.for_dataset(subset.layout)
     crops, ok = fitter.crops_of([s.path for s in subset.samples], cache_dir=cache_dir, progress=True)
     if not ok.any():
-        raise DatasetError(f"no face found in the {len(ok)} training images of {data}")
+        raise DatasetError(f"none of the {len(ok)} training images of {data} could be read")
     embeddings = fitter.view_outputs(crops[ok]).numpy()
     return embeddings.reshape(-1, embeddings.shape[-1]), {"identities": len(subset.identities), "images": int(ok.sum())}
 
@@ -161,8 +164,9 @@ def reduce_checkpoint(source: str | Path, out: str | Path, *, dim: int, data: st
     model = fold_projection(embedder.model, projection)
     reduction = {"source_model": Path(source).name, "source_digest": payload["digest"], "source_dim": source_dim,
                  "dim": dim, "explained_variance": round(projection.explained_variance, 6),
-                 "fitted_embeddings": projection.samples, "fitted_views": int(embeddings.shape[0] // counts["images"]), "dataset": Path(data).name, **counts,
-                 "excluded_pairs": [Path(p).name for p in exclude_pairs], "excluded_validation_identities": len(validation)}
+                 "fitted_embeddings": projection.samples, "fitted_views": projection.samples // counts["images"],
+                 "dataset": Path(data).name, **counts, "excluded_pairs": [Path(p).name for p in exclude_pairs],
+                 "excluded_validation_identities": len(validation)}
     new_meta = {k: v for k, v in meta.items() if k not in CALIBRATION_KEYS}
     new_meta.update(embedding_dim=dim, reduction=reduction)
     # The embedder's copy has its convolutions fused with their BatchNorms: keep the source
