@@ -1,8 +1,8 @@
 """Matcher scale: 1:N and 1:1 on the in-process and the Ray engine, storage per template, cluster extrapolation.
 
-    python -m benchmarks.scale_bench [--quick] [--json PATH] [--data DIR] [--checkpoint PATH]
+    python -m benchmarks.scale_bench [--quick] [--json PATH] [--data DIR] [--checkpoint PATH] [--dims D ...]
 
-Galleries of generated L2-normalised embeddings (dim 128), encrypted in bulk by
+Galleries of generated L2-normalised embeddings (dim 128, or each of ``--dims``), encrypted in bulk by
 the terminal's key holder (``CkksKeyHolder.encrypt_block``) and written into a
 real matcher database (SQLite). Then, on the same database and in the same run:
 
@@ -12,8 +12,9 @@ real matcher database (SQLite). Then, on the same database and in the same run:
   the in-process scores;
 * network bytes per query (probe and scores reply, which names blocks, not
   subjects; the location table it refers to is fetched once per gallery change)
-  and bytes per stored
-  template, with SEAL's zstd compression of a diagonal measured as a lever;
+  and bytes per stored template (per template of the gallery, and per slot of a full block),
+  SEAL-zstd-compressed as the matcher stores them and uncompressed, with the time to
+  pack and to load one block both ways;
 * 1:1 for a subject enrolled on its own (one template's work) and for one in a
   bulk block (one block's work), and 50 concurrent 1:1 of the former against 2
   sequential ones, per engine;
@@ -64,7 +65,7 @@ def _burst(fn: Callable[[int], Any], clients: int) -> float:
 
 
 def measure_engine(folder: Path, holder: Any, engine: str, shards: int, probes: tuple[bytes, bytes],
-                   subjects: tuple[str, str], *, repeats: int) -> dict[str, Any]:
+                   subjects: tuple[str, str], *, dim: int, repeats: int) -> dict[str, Any]:
     """Load the gallery on one engine, time 1:N and 1:1 (sequential and 50 concurrent), decrypt the scores.
 
     ``probes`` (identification, verification) are the same bytes for every engine, so scores compare exactly.
@@ -91,7 +92,7 @@ def measure_engine(folder: Path, holder: Any, engine: str, shards: int, probes: 
         name, count = service.engine.name, service.engine.shards
         version, subjects = service.locations()
         table = location_table(subjects)
-        scores = holder.decrypt_scores(reply, dim=DIM, locations=lambda v: table)
+        scores = holder.decrypt_scores(reply, dim=dim, locations=lambda v: table)
     finally:
         service.close()
     return {"engine": name, "shards": count, "load_s": load_s, "identify_s": identify_s, "verify_s": verify_s,
@@ -101,89 +102,84 @@ def measure_engine(folder: Path, holder: Any, engine: str, shards: int, probes: 
             "location_table_bytes": len(json.dumps(subjects)), "scores": scores}
 
 
-def storage(folder: Path, size: int) -> dict[str, Any]:
-    """Stored bytes per template, and what SEAL's zstd compression of the ciphertexts would save."""
-    from facepp.crypto.ckks import ops, wire
+def storage(folder: Path, size: int, dim: int) -> dict[str, Any]:
+    """Stored bytes per template (ciphertexts zstd-compressed by SEAL, as the matcher stores them), what
+    they would be uncompressed, and the cost of compression: packing and loading one block both ways."""
+    from facepp.crypto.ckks import messages as msg
     from facepp.crypto.ckks.public_key import CkksPublicContext
     from webapp.matcher.db import make_engine
     from webapp.matcher.store import MatcherStore
 
     store = MatcherStore(make_engine(str(folder / "matcher.db")))
-    stored = sum(len(store.block_data(i)) for i, _, _ in store.block_bitmaps())
-    env = wire.unpack(store.block_data(0), kind=wire.Kind.BLOCK, fingerprint=None)
+    blocks = store.block_bitmaps()
+    stored = sum(len(store.block_data(i)) for i, _, _ in blocks)
     bundle = store.bundle()
     assert bundle is not None
     context = CkksPublicContext.from_bundle(bundle.data)
-    ctxt = wire.load_ciphertext(context.he, env.blobs[1], level=ops.LEVEL_GALLERY, scale=context.params.scale,
-                                what="diagonal")
-    raw, zstd = len(ctxt.to_bytes(compr_mode="none")), len(ctxt.to_bytes(compr_mode="zstd"))
-    return {"stored_bytes": stored, "bytes_per_template": stored / size, "diagonal_bytes": raw,
-            "diagonal_zstd_bytes": zstd, "zstd_ratio": zstd / raw,
-            "bytes_per_template_zstd": stored / size * zstd / raw}
+    he, params = context.he, context.params
+
+    def load(data: bytes) -> tuple[Any, list[Any]]:
+        return msg.parse_block(he, data, fingerprint=context.fingerprint, params=params, dim=dim)
+
+    def pack(compression: str) -> bytes:
+        return msg.pack_block(diagonals, occupied, fingerprint=context.fingerprint, dim=dim, baby=params.baby_for(dim),
+                              compression=compression)
+
+    block = store.block_data(0)
+    occupied, diagonals = load(block)
+    pack_s, packed = timed(lambda: pack(msg.GALLERY_COMPRESSION), 3)
+    pack_raw_s, raw = timed(lambda: pack("none"), 3)
+    load_s, _ = timed(lambda: load(packed), 3)
+    load_raw_s, _ = timed(lambda: load(raw), 3)
+    ratio = len(packed) / len(raw)
+    slots = len(blocks) * params.slots
+    return {"stored_bytes": stored, "bytes_per_template": stored / size, "bytes_per_slot": stored / slots,
+            "bytes_per_template_uncompressed": stored / size / ratio, "bytes_per_slot_uncompressed": stored / slots / ratio,
+            "compressed_ratio": ratio, "block_pack_s": pack_s, "block_pack_uncompressed_s": pack_raw_s,
+            "block_load_s": load_s, "block_load_uncompressed_s": load_raw_s}
 
 
 def run(*, sizes: Sequence[int], repeats: int, data: Path | None, checkpoint: Path | None, seed: int,
-        engines: Sequence[tuple[str, int]] = (("local", 1), ("ray", 1), ("ray", 2))) -> dict[str, Any]:
-    """Every measurement of the module docstring, for each gallery size."""
-    from benchmarks.web_bench import bulk_gallery
-    from webapp.matcher.db import make_engine
-    from webapp.matcher.service import MatcherService
-    from webapp.matcher.store import MatcherStore
-    from webapp.terminal.config import TerminalConfig
-    from webapp.terminal.keystore import TerminalKeys, opaque_subject_id
-
+        engines: Sequence[tuple[str, int]] = (("local", 1), ("ray", 1), ("ray", 2)),
+        dims: Sequence[int] = (DIM,)) -> dict[str, Any]:
+    """Every measurement of the module docstring, for each embedding dimension and gallery size."""
     rows, result = [], {}
     with tempfile.TemporaryDirectory(prefix="scale_bench_") as tmp:
-        for size in sizes:
-            folder = Path(tmp) / f"n{size}"
-            folder.mkdir()
-            _, bulk_s = bulk_gallery(folder, size=size, dim=DIM, seed=seed)
-            keys = TerminalKeys.load(folder / "terminal")
-            holder = keys.holder
-            x = np.random.default_rng(seed).standard_normal((size, DIM))  # the templates bulk_gallery encrypted
-            x /= np.linalg.norm(x, axis=1, keepdims=True)
-            probe_x = x[size // 2] + 0.3 * np.random.default_rng(seed + 1).standard_normal(DIM) / np.sqrt(DIM)
-            probe_x /= np.linalg.norm(probe_x)
-            subject = opaque_subject_id(keys.hmac_key, f"synthetic-{size // 2:06d}",
-                                        hex_chars=TerminalConfig().id_hex_chars)
-            probes = (holder.encrypt_probe(probe_x, verification=False), holder.encrypt_probe(probe_x))
-            single = "enrolled-on-its-own"
-            enrol = MatcherService(MatcherStore(make_engine(str(folder / "matcher.db"))), engine="local")
-            enrol.enrol(single, holder.encrypt_template(x[size // 2]))
-            enrol.close()
-            runs = [measure_engine(folder, holder, engine, shards, probes, (single, subject), repeats=repeats)
-                    for engine, shards in engines]
-            local = runs[0]["scores"]
-            truth = dict(zip(local, np.append(x @ probe_x, x[size // 2] @ probe_x)))  # bulk ids in order, then single
-            errors = max(abs(v - truth[sid]) for sid, v in local.items())
-            store = storage(folder, size)
-            for r in runs:
-                r["scores_equal_local"] = r.pop("scores") == local
-                r["per_template_us"] = r["identify_s"] / size * 1e6
-                rows.append({"N": size, "engine": r["engine"], "shards": r["shards"], "load_s": r["load_s"],
-                             "identify_s": r["identify_s"], "us_per_template": r["per_template_us"],
-                             "templates_per_s": size / r["identify_s"], "verify_s": r["verify_s"],
-                             "verify_block_s": r["verify_block_s"],
-                             "conc50_over_seq2": r["concurrent50_over_sequential2"],
-                             "scores_equal": r["scores_equal_local"], "scores_KB": r["scores_bytes"] / 1e3})
-            blocks = math.ceil(size / SLOTS)
-            result[str(size)] = {"bulk_encrypt_s": bulk_s, "max_abs_error": errors, "blocks": blocks, "engines": runs,
-                                 **store, "per_block_s": runs[-1]["identify_s"] * runs[-1]["shards"] / blocks}
-    largest = result[str(max(sizes))]
+        for dim in dims:
+            for size in sizes:
+                folder = Path(tmp) / f"d{dim}-n{size}"
+                folder.mkdir()
+                measured = measure_gallery(folder, size=size, dim=dim, seed=seed, engines=engines, repeats=repeats)
+                result[f"{size}" if dim == DIM else f"{size}@{dim}"] = measured
+                rows += [{"dim": dim, "N": size, "engine": r["engine"], "shards": r["shards"], "load_s": r["load_s"],
+                          "identify_s": r["identify_s"], "us_per_template": r["per_template_us"],
+                          "templates_per_s": size / r["identify_s"], "verify_s": r["verify_s"],
+                          "verify_block_s": r["verify_block_s"],
+                          "conc50_over_seq2": r["concurrent50_over_sequential2"],
+                          "scores_equal": r["scores_equal_local"], "scores_KB": r["scores_bytes"] / 1e3,
+                          "stored_B_per_slot": measured["bytes_per_slot"]} for r in measured["engines"]]
+    storage_rows = [{"dim": v["dim"], "N": v["size"], "stored_B_per_template": v["bytes_per_template"],
+                     "B_per_full_block_slot": v["bytes_per_slot"],
+                     "uncompressed_B_per_slot": v["bytes_per_slot_uncompressed"], "ratio": v["compressed_ratio"],
+                     "block_pack_s": v["block_pack_s"], "uncompressed_pack_s": v["block_pack_uncompressed_s"],
+                     "block_load_s": v["block_load_s"], "uncompressed_load_s": v["block_load_uncompressed_s"]}
+                    for v in result.values()]
+    largest = max(result.values(), key=lambda v: (v["dim"] == dims[0], v["size"]))
     per_block = largest["per_block_s"]
     million_blocks = math.ceil(ONE_MILLION / SLOTS)
-    extrapolation = [{"templates": ONE_MILLION, "workers": w, "blocks": million_blocks,
+    extrapolation = [{"dim": largest["dim"], "templates": ONE_MILLION, "workers": w, "blocks": million_blocks,
                       "identify_s": math.ceil(million_blocks / w) * per_block,
-                      "gallery_GB": ONE_MILLION * largest["bytes_per_template"] / 1e9}
+                      "gallery_GB": ONE_MILLION * largest["bytes_per_slot"] / 1e9}
                      for w in (1, 8, 32, 128)]
-    ten_k = result.get("10000", largest)
+    ten_k = result.get(str(10_000)) or result.get(f"10000@{dims[0]}") or largest
     local_run = ten_k["engines"][0]
     ray_run = ten_k["engines"][-1]
     summary = {
         "per_template_us": local_run["per_template_us"],
         "per_template_us_ray": ray_run["per_template_us"],
         "bytes_per_template": ten_k["bytes_per_template"],
-        "bytes_per_template_zstd": ten_k["bytes_per_template_zstd"],
+        "bytes_per_template_uncompressed": ten_k["bytes_per_template_uncompressed"],
+        "bytes_per_slot": ten_k["bytes_per_slot"],
         "ray_scores_equal_single_process": all(r["scores_equal_local"] for v in result.values() for r in v["engines"]),
         "concurrent50_over_sequential2": ray_run["concurrent50_over_sequential2"],
         "concurrent50_over_sequential2_local": local_run["concurrent50_over_sequential2"],
@@ -191,7 +187,12 @@ def run(*, sizes: Sequence[int], repeats: int, data: Path | None, checkpoint: Pa
         "verify_one_block_ms": local_run["verify_block_s"] * 1e3,
         "network_bytes_per_identify": local_run["probe_bytes"] + local_run["scores_bytes"],
     }
-    out: dict[str, Any] = {"sizes": result, "rows": rows, "extrapolation": extrapolation, **summary}
+    for dim in dims[1:]:  # the same figures at the other dimensions, from the same run
+        other = result.get(f"10000@{dim}") or max((v for v in result.values() if v["dim"] == dim), key=lambda v: v["size"])
+        summary[f"per_template_us_dim{dim}"] = other["engines"][0]["per_template_us"]
+        summary[f"verify_one_template_ms_dim{dim}"] = other["engines"][0]["verify_s"] * 1e3
+        summary[f"bytes_per_slot_dim{dim}"] = other["bytes_per_slot"]
+    out: dict[str, Any] = {"sizes": result, "rows": rows, "storage": storage_rows, "extrapolation": extrapolation, **summary}
     if data is not None:
         from benchmarks.web_bench import run as web_run
 
@@ -206,6 +207,43 @@ def run(*, sizes: Sequence[int], repeats: int, data: Path | None, checkpoint: Pa
     return out
 
 
+def measure_gallery(folder: Path, *, size: int, dim: int, seed: int, engines: Sequence[tuple[str, int]],
+                    repeats: int) -> dict[str, Any]:
+    """One gallery of ``size`` generated ``dim``-d templates, measured on every engine, and its storage."""
+    from benchmarks.web_bench import bulk_gallery
+    from webapp.matcher.db import make_engine
+    from webapp.matcher.service import MatcherService
+    from webapp.matcher.store import MatcherStore
+    from webapp.terminal.config import TerminalConfig
+    from webapp.terminal.keystore import TerminalKeys, opaque_subject_id
+
+    _, bulk_s = bulk_gallery(folder, size=size, dim=dim, seed=seed)
+    keys = TerminalKeys.load(folder / "terminal")
+    holder = keys.holder
+    x = np.random.default_rng(seed).standard_normal((size, dim))  # the templates bulk_gallery encrypted
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    probe_x = x[size // 2] + 0.3 * np.random.default_rng(seed + 1).standard_normal(dim) / np.sqrt(dim)
+    probe_x /= np.linalg.norm(probe_x)
+    subject = opaque_subject_id(keys.hmac_key, f"synthetic-{size // 2:06d}", hex_chars=TerminalConfig().id_hex_chars)
+    probes = (holder.encrypt_probe(probe_x, verification=False), holder.encrypt_probe(probe_x))
+    stored = storage(folder, size, dim)  # before the subject enrolled on its own adds its kept template
+    single = "enrolled-on-its-own"
+    enrol = MatcherService(MatcherStore(make_engine(str(folder / "matcher.db"))), engine="local")
+    enrol.enrol(single, holder.encrypt_template(x[size // 2]))
+    enrol.close()
+    runs = [measure_engine(folder, holder, engine, shards, probes, (single, subject), dim=dim, repeats=repeats)
+            for engine, shards in engines]
+    local = runs[0]["scores"]
+    truth = dict(zip(local, np.append(x @ probe_x, x[size // 2] @ probe_x)))  # bulk ids in order, then single
+    errors = max(abs(v - truth[sid]) for sid, v in local.items())
+    for r in runs:
+        r["scores_equal_local"] = r.pop("scores") == local
+        r["per_template_us"] = r["identify_s"] / size * 1e6
+    blocks = math.ceil(size / SLOTS)
+    return {"dim": dim, "size": size, "bulk_encrypt_s": bulk_s, "max_abs_error": errors, "blocks": blocks,
+            "engines": runs, **stored, "per_block_s": runs[-1]["identify_s"] * runs[-1]["shards"] / blocks}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -218,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gallery sizes (default 10000 100000; --quick 10000), e.g. --sizes 1000000 --engines local")
     parser.add_argument("--engines", nargs="+", metavar="ENGINE[:SHARDS]",
                         help="engines to load each gallery on (default local ray:1 ray:2; --quick local ray:2)")
+    parser.add_argument("--dims", type=int, nargs="+", default=[DIM], metavar="D",
+                        help="embedding dimensions, each measured on its own gallery in this run (default 128), "
+                             "e.g. --dims 128 64; the summary keys without a suffix are the first one's")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -245,9 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().error(str(exc))
     sizes = args.sizes or ([10_000] if args.quick else [10_000, 100_000])
     result = run(sizes=sizes, repeats=3 if args.quick else 7, data=data,
-                 checkpoint=args.checkpoint, seed=args.seed, engines=engines)
+                 checkpoint=args.checkpoint, seed=args.seed, engines=engines, dims=args.dims)
     result["total_s"] = time.perf_counter() - started
-    print_table("Matcher service, dim 128 (this machine; Ray: one process per shard)", result["rows"])
+    print_table("Matcher service (this machine; Ray: one process per shard)", result["rows"])
+    print_table("Storage: SEAL zstd-compressed ciphertexts as stored, and uncompressed; one block packed and "
+                "loaded both ways", result["storage"])
     print_table("Paper extrapolation to a cluster from the measured per-block cost of one worker",
                 result["extrapolation"])
     print_table("Summary (1:1 and concurrency of subjects enrolled on their own; concurrency: Ray, and _local)",

@@ -1,6 +1,6 @@
 """The ``facepp`` command line: the library's own subcommands plus those other packages register.
 
-The face-pipeline subcommands (``train``, ``evaluate``, ``embed``) live in
+The face-pipeline subcommands (``train``, ``evaluate``, ``embed``, ``reduce``) live in
 :mod:`facepp.face_commands`. Other installed packages add subcommands through
 the ``facepp.commands`` entry-point group, whose objects are :class:`Command`
 values; the library never imports an application. For example, in the
@@ -80,7 +80,7 @@ def build_parser(commands: Iterable[Command] | None = None) -> argparse.Argument
     """
     parser = argparse.ArgumentParser(
         prog="facepp",
-        description="Privacy-preserving face recognition: plaintext face pipeline (train, evaluate, embed) "
+        description="Privacy-preserving face recognition: plaintext face pipeline (train, evaluate, embed, reduce) "
         "and the encrypted components. Datasets are found under $FACEPP_DATA.",
     )
     add_verbosity_flags(parser)

@@ -1,4 +1,4 @@
-"""Face-pipeline subcommands of ``facepp``: ``train``, ``evaluate``, ``embed``.
+"""Face-pipeline subcommands of ``facepp``: ``train``, ``evaluate``, ``embed``, ``reduce``.
 
 Thin adapters over :mod:`facepp.model`, :mod:`facepp.evaluation` and :mod:`facepp.vision`.
 """
@@ -264,11 +264,42 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- reduce
+def _reduce_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="checkpoint to reduce (default: the shipped model)")
+    p.add_argument("--dim", required=True, type=int,
+                   help="new embedding dimension, below the model's (the terminal and matcher take powers of two, e.g. 64)")
+    p.add_argument("--data", required=True, type=Path,
+                   help="dataset folder whose training identities the PCA is fitted on (the model's validation "
+                        "identities are always left out)")
+    p.add_argument("--exclude-pairs", type=Path, action="append", default=[],
+                   help="leave out every identity in this pairs file (repeatable), e.g. the test pairs")
+    p.add_argument("--out", required=True, type=Path, help="reduced checkpoint to write")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--cache-dir", type=Path, default=None, help="crop cache folder (default $FACEPP_CACHE or out/cache)")
+
+
+def _run_reduce(args: argparse.Namespace) -> int:
+    from facepp.model.reduce import reduce_checkpoint
+    from facepp.models import is_shipped, model_or_shipped
+
+    args.model = model_or_shipped(args.model)
+    if is_shipped(args.out) or args.out.resolve() == args.model.resolve():
+        raise ConfigError("--out must be a new file, not the model being reduced")
+    reduction = reduce_checkpoint(args.model, args.out, dim=args.dim, data=args.data, exclude_pairs=tuple(args.exclude_pairs),
+                                  cache_dir=args.cache_dir or _default_cache_dir(), num_threads=args.threads)
+    print(json.dumps(reduction, indent=2))  # noqa: T201 - CLI output
+    return 0
+
+
 TRAIN = Command("train", "train the embedding CNN (centralized plaintext baseline)", _train_arguments, _run_train)
 EVALUATE = Command("evaluate", "verification metrics (10-fold accuracy, AUC, EER, TAR@FAR) and ROC plot",
                    _evaluate_arguments, _run_evaluate)
 EMBED = Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy or JSON, with a per-file record",
                 _embed_arguments, _run_embed)
 
+REDUCE = Command("reduce", "a shorter-embedding copy of a model: PCA of its outputs on training identities, "
+                 "folded into its last layer", _reduce_arguments, _run_reduce)
+
 #: The library's own subcommands (other packages add theirs through the ``facepp.commands`` entry points).
-COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, EMBED)
+COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, EMBED, REDUCE)

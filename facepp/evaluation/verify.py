@@ -23,8 +23,7 @@ from facepp.data.protocol import Pair, build_pairs, read_pairs
 from facepp.evaluation import metrics
 from facepp.model.checkpoint import load_checkpoint, update_metadata
 from facepp.model.embedder import Embedder
-from facepp.vision.align import PHOTO_MODES, FacePreprocessor, PreprocessConfig, preset_for
-from facepp.vision.cache import preprocess_paths
+from facepp.vision.align import PHOTO_MODES, PreprocessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +84,8 @@ def score_pairs(embedder: Embedder, pairs: Sequence[Pair], *, cache_dir: Path | 
         a black crop and are reported, never silently dropped).
     """
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-    detector = embedder.preprocessor.detector
-    views, ok = [], np.ones(len(paths), dtype=bool)
-    for view in embedder.preprocessor.config.views():  # each view's crops are cached on their own
-        crops, view_ok = preprocess_paths(paths, FacePreprocessor(view, detector), cache_dir=cache_dir, progress=False)
-        views.append(crops)
-        ok &= view_ok
-    vectors = embedder.embed_crops(np.stack(views, axis=1))
+    crops, ok = embedder.crops_of(paths, cache_dir=cache_dir)
+    vectors = embedder.embed_crops(crops)
     index = {p: i for i, p in enumerate(paths)}
     a = vectors[[index[p.path_a] for p in pairs]]
     b = vectors[[index[p.path_b] for p in pairs]]
@@ -179,21 +173,16 @@ def evaluate_folder(
         DatasetError, CheckpointError: bad inputs.
     """
     dataset = load_dataset(data)
-    embedder0 = Embedder.from_checkpoint(model_path, flip_tta=flip_tta, num_threads=num_threads)
-    size = embedder0.preprocessor.config.input_size
-    scales = tuple(tta_scales) if tta_scales is not None else embedder0.preprocessor.config.tta_scales
-    trained_mode = embedder0.metadata.get("preprocessing", {}).get("mode")
-    preset = preset_for(dataset.layout, input_size=size, mode=mode or trained_mode)
-    fallback = preset.fallback_center or preset.mode != "center"  # a curated dataset: never drop an image
-    preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": fallback})
-    embedder = Embedder(embedder0.model, preset, metadata=embedder0.metadata, flip_tta=flip_tta)
+    embedder = Embedder.from_checkpoint(model_path, flip_tta=flip_tta, num_threads=num_threads).for_dataset(
+        dataset.layout, mode=mode, tta_scales=tta_scales)
+    preset = embedder.preprocessor.config
     pairs, source = evaluation_pairs(dataset, pairs_file=pairs_file, identities=identities, max_genuine=max_genuine, seed=seed)
     scores, failures = score_pairs(embedder, pairs, cache_dir=cache_dir)
     labels = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     return VerificationReport.from_scores(
         scores, labels, folds, dataset=Path(data).name, pairs_source=source, preprocessing_mode=preset.mode,
-        flip_tta=flip_tta, tta_scales=list(scales), preprocess_failures=failures, model=Path(model_path).name,
+        flip_tta=flip_tta, tta_scales=list(preset.tta_scales), preprocess_failures=failures, model=Path(model_path).name,
     )
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,9 +24,10 @@ from torch import nn
 
 from facepp.data.images import read_image
 from facepp.errors import CheckpointError, ConfigError
-from facepp.model.backbone import build_backbone, for_inference
+from facepp.model.backbone import EmbeddingBackbone, build_backbone, for_inference
 from facepp.model.checkpoint import load_checkpoint
-from facepp.vision.align import AlignedFace, FacePreprocessor, PreprocessConfig, to_tensor
+from facepp.vision.align import AlignedFace, FacePreprocessor, PreprocessConfig, preset_for, to_tensor
+from facepp.vision.cache import preprocess_paths
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +124,35 @@ class Embedder:
         return self.preprocessor.align(image)
 
     @torch.inference_mode()
+    def view_outputs(self, crops: np.ndarray, *, batch_size: int = 256, raw: bool = False) -> torch.Tensor:
+        """The network's output for every view of every face, before views are combined.
+
+        Args:
+            crops: (N, S, S, 3) uint8 RGB, or (N, K, S, S, 3): K views of each face
+                (:attr:`AlignedFace.views`).
+            batch_size: Faces per forward pass.
+            raw: Un-normalised outputs (``forward_raw``) instead of unit-norm ones.
+
+        Returns:
+            (N, V, dim) float32: the K views, then (with ``flip_tta``) their mirror images.
+        """
+        crops = np.asarray(crops)
+        views = crops if crops.ndim == 5 else crops[:, None]
+        backbone = cast(EmbeddingBackbone, self.model)
+        forward = backbone.forward_raw if raw else backbone
+        out = [torch.zeros((0, views.shape[1] * (1 + self.flip_tta), self.embedding_dim))]
+        for start in range(0, len(views), batch_size):
+            chunk = views[start : start + batch_size]
+            n, k = chunk.shape[:2]
+            x = to_tensor(chunk.reshape(n * k, *chunk.shape[2:]))
+            if self.flip_tta:  # one forward pass over the views and their mirror images
+                x = torch.cat([x, torch.flip(x, dims=[3])])
+            e = forward(x).reshape(-1, n, k, self.embedding_dim)  # (mirror, face, view, dim)
+            out.append(e.permute(1, 0, 2, 3).reshape(n, -1, self.embedding_dim).float())
+        return torch.cat(out)
+
     def embed_crops(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        """Embed already aligned crops.
+        """Embed already aligned crops: the sum of the unit-norm outputs of every view, normalised.
 
         Args:
             crops: (N, S, S, 3) uint8 RGB, or (N, K, S, S, 3): K views of each face
@@ -134,21 +162,42 @@ class Embedder:
         Returns:
             (N, dim) float32, L2-normalised.
         """
-        crops = np.asarray(crops)
-        views = crops if crops.ndim == 5 else crops[:, None]
-        out = []
-        for start in range(0, len(views), batch_size):
-            chunk = views[start : start + batch_size]
-            n, k = chunk.shape[:2]
-            x = to_tensor(chunk.reshape(n * k, *chunk.shape[2:]))
-            if self.flip_tta:  # one forward pass over the views and their mirror images
-                x = torch.cat([x, torch.flip(x, dims=[3])])
-            e = self.model(x)
-            e = torch.nn.functional.normalize(e.reshape(-1, n, k, e.shape[1]).sum(dim=(0, 2)), dim=1)
-            out.append(e.float().numpy())
-        if not out:
-            return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
+        summed = self.view_outputs(crops, batch_size=batch_size).sum(dim=1)
+        return torch.nn.functional.normalize(summed, dim=1).numpy()
+
+    def for_dataset(self, layout: str, *, mode: str | None = None, tta_scales: Sequence[float] | None = None) -> Embedder:
+        """This model with the crops a curated dataset of ``layout`` needs (evaluation, fitting).
+
+        Args:
+            layout: Dataset layout (``lfw``, ``orl``, ...), whose preset gives the crop geometry.
+            mode: ``landmarks`` / ``detect`` / ``center`` (None: how the model's training crops were made).
+            tta_scales: Test-time crop scales (None: this embedder's).
+
+        Every image is kept: one without a detected face falls back to the centre crop.
+        """
+        config = self.preprocessor.config
+        trained_mode = self.metadata.get("preprocessing", {}).get("mode")
+        preset = preset_for(layout, input_size=config.input_size, mode=mode or trained_mode)
+        fallback = preset.fallback_center or preset.mode != "center"
+        scales = tuple(tta_scales) if tta_scales is not None else config.tta_scales
+        preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": fallback})
+        return Embedder(self.model, preset, metadata=self.metadata, flip_tta=self.flip_tta)
+
+    def crops_of(self, paths: Sequence[Path], *, cache_dir: Path | None = None, progress: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Every test-time view of each image file, each view's crops cached on their own.
+
+        Returns:
+            ((N, K, S, S, 3) uint8 crops, (N,) bool ``ok``): a file the preprocessor could
+            not handle has ``ok=False`` and black crops.
+        """
+        detector = self.preprocessor.detector
+        views, ok = [], np.ones(len(paths), dtype=bool)
+        for view in self.preprocessor.config.views():
+            crops, view_ok = preprocess_paths(paths, FacePreprocessor(view, detector), cache_dir=cache_dir, progress=progress)
+            views.append(crops)
+            ok &= view_ok
+        return np.stack(views, axis=1), ok
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Detect, align and embed raw images.

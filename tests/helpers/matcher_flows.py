@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facepp.crypto.ckks import messages as msg
 from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from tests.helpers.matcher import DIM, MatcherServer
 from webapp.matcher.client import MatcherClient, live_slots
@@ -81,3 +82,11 @@ def enrol_score_restart(server: MatcherServer, holder: CkksKeyHolder, x: np.ndar
     check_gallery(client, holder, gallery, x[5])
     counts = server.store().counts()
     assert (counts["bundle"], counts["gallery_blocks"], counts["subjects"]) == (1, 1, 4)
+
+
+def uncompressed_block(holder: CkksKeyHolder, block: bytes, dim: int) -> bytes:
+    """``block`` with its ciphertexts serialised without compression (as blocks were stored before zstd)."""
+    context = holder.public
+    occupied, diagonals = msg.parse_block(context.he, block, fingerprint=context.fingerprint, params=holder.params, dim=dim)
+    return msg.pack_block(diagonals, occupied, fingerprint=context.fingerprint, dim=dim, baby=holder.params.baby_for(dim),
+                          compression="none")

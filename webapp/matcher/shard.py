@@ -104,7 +104,7 @@ class GalleryShard:
         self._blocks[index] = [he.add(d, p, True) for d, p in zip(current, pieces, strict=True)]
         he.mod_switch_to_next(ctxt)
         self._templates[index, slot] = ctxt
-        return self.export_block(index, live), ctxt.to_bytes()
+        return self.export_block(index, live), ctxt.to_bytes(compr_mode=msg.GALLERY_COMPRESSION)
 
     def export_block(self, index: int, live: bytes) -> bytes:
         """BLOCK message of block ``index`` with occupancy ``live`` (a packed slot bitmap)."""

@@ -8,8 +8,10 @@ the embedding dimension instead of being configured:
   header and 97 bytes of members, then ``2 x primes x n`` 64-bit coefficients,
   where ``primes`` counts the data primes left at its level
   (:func:`facepp.crypto.ckks.wire.ciphertext_level` reads the level back from this size);
-* TEMPLATE and PROBE messages carry one level-0 ciphertext and BLOCK messages an
-  occupancy bitmap plus ``dim`` level-1 ciphertexts, so their sizes are exact;
+* TEMPLATE and PROBE messages carry one level-0 ciphertext, so their sizes are exact;
+* BLOCK messages carry an occupancy bitmap plus ``dim`` level-1 ciphertexts, which
+  SEAL zstd-compresses (:data:`facepp.crypto.ckks.messages.GALLERY_COMPRESSION`), so
+  only a bound exists: zstd's bound on each ciphertext, which an uncompressed block also meets;
 * the PUBLIC_BUNDLE's keys are zstd-compressed by SEAL, so only a bound exists:
   each key-switching key holds ``2 x (data primes + 1) x n`` coefficients (the
   public key one, the relinearisation key one per data prime, each rotation key
@@ -63,7 +65,7 @@ def bundle_bound(params: CkksParams) -> int:
 
 
 def message_bytes(kind: wire.Kind, params: CkksParams, dim: int) -> int:
-    """The largest body of ``kind`` a terminal sends: exact for TEMPLATE, PROBE and BLOCK, a bound for the bundle.
+    """The largest body of ``kind`` a terminal sends: exact for TEMPLATE and PROBE, a bound for BLOCK and the bundle.
 
     Raises:
         ValueError: a kind that is never a request body.
@@ -73,5 +75,5 @@ def message_bytes(kind: wire.Kind, params: CkksParams, dim: int) -> int:
     if kind in (wire.Kind.TEMPLATE, wire.Kind.PROBE):  # a level-0 probe is the larger of the two probe kinds
         return envelope_bytes(kind, [ciphertext_bytes(params, LEVEL_FRESH)])
     if kind is wire.Kind.BLOCK:
-        return envelope_bytes(kind, [params.slots // 8] + [ciphertext_bytes(params, LEVEL_GALLERY)] * dim)
+        return envelope_bytes(kind, [params.slots // 8] + [zstd_bound(ciphertext_bytes(params, LEVEL_GALLERY))] * dim)
     raise ValueError(f"{kind.name} messages are never a request body")

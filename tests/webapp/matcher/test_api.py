@@ -10,6 +10,7 @@ from facepp.crypto.ckks.secret_key import CkksKeyHolder
 from facepp.errors import ConflictError, NotFoundError
 from tests.helpers.matcher import DIM, MatcherServer
 from webapp.matcher.client import MatcherError
+from webapp.matcher.store import BlockRecord, GalleryChange
 from tests.helpers.matcher_flows import (
     TOLERANCE,
     check_gallery,
@@ -18,6 +19,7 @@ from tests.helpers.matcher_flows import (
     identify_scores,
     refresh,
     subject_ids,
+    uncompressed_block,
     verify_score,
 )
 
@@ -117,6 +119,23 @@ def test_identify_on_empty_gallery(registered: MatcherServer, key_holder: CkksKe
 
 def test_restart_keeps_gallery(matcher: MatcherServer, key_holder: CkksKeyHolder, embeddings: np.ndarray) -> None:
     enrol_score_restart(matcher, key_holder, embeddings)
+
+
+def test_blocks_are_stored_compressed_and_uncompressed_rows_still_load(
+    registered: MatcherServer, key_holder: CkksKeyHolder, embeddings: np.ndarray
+) -> None:
+    client = registered.client()
+    ids = subject_ids(3)
+    enrol_all(client, key_holder, ids, embeddings[:3])
+    store = registered.store()
+    stored = store.block_data(0)
+    raw = uncompressed_block(key_holder, stored, DIM)
+    assert len(stored) < 0.93 * len(raw)  # SEAL's zstd: about 10% smaller
+    registered.stop()
+    (index, live, dirty), = store.block_bitmaps()
+    store.apply(GalleryChange(blocks=[BlockRecord(index, live, dirty, raw)]))  # a row written before compression
+    registered.start()
+    check_gallery(registered.client(), key_holder, dict(zip(ids, embeddings[:3])), embeddings[1])
 
 
 def test_stale_block_refresh_zeroes_deleted_templates(
