@@ -240,6 +240,19 @@ def check_terminal(terminal: Terminal, dataset: Path) -> None:
         raise StackError(f"impostor verification with {other.name}/{impostor.name}: {status} {other_result}")
     log(f"verified {subject.name}: genuine score {genuine['score']} matches, {other.name}'s image "
         f"({other_result['score']}) does not; threshold {genuine['threshold']}")
+    status, found = terminal.call("/identify", {}, [("image", images[6])])
+    candidates = found.get("candidates") or [{}]
+    if status != 200 or candidates[0].get("subject_id") != subject.name or candidates[0].get("match") is not True:
+        raise StackError(f"identification of {subject.name}'s {images[6].name}: {status} {found}")
+    log(f"identified {subject.name} from {images[6].name} (score {candidates[0]['score']})")
+
+
+def check_matcher_engine(stack: Stack, engine: str) -> None:
+    """The matcher scored on the engine the stack asked for (its log names it when the gallery loads)."""
+    logs = stack.logs("matcher")
+    if f"on the {engine} engine" not in logs:
+        raise StackError(f"the matcher did not report scoring on the {engine} engine:\n{logs[-1500:]}")
+    log(f"the matcher served enrolment, verification and identification on its {engine} engine")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the measurements here")
     parser.add_argument("--keep", action="store_true", help="leave the stack up (debugging; `compose down -v` later)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the training round (default 1800)")
+    parser.add_argument("--matcher-engine", choices=("ray", "local"), default="ray",
+                        help="the matcher's engine (default ray: the sharded engine that serves large galleries)")
     args = parser.parse_args(argv)
 
     engine = os.environ.get("FACEPP_ENGINE") or ("podman" if shutil.which("podman") else "docker")
@@ -258,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     port = free_port()
     env = {**os.environ, "FACEPP_DATASET": str(dataset), "FACEPP_ROUNDS": "1", "FACEPP_LOCAL_EPOCHS": "1",
-           "FACEPP_TERMINAL_PORT": str(port)}
+           "FACEPP_TERMINAL_PORT": str(port), "FACEPP_MATCHER_ENGINE": args.matcher_engine}
     stack = Stack(engine, compose, env)
     report: dict[str, object] = {"engine": engine, "compose": " ".join(compose), "dataset": str(dataset)}
     stack.down()  # a stack left over from an interrupted run
@@ -291,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"one encrypted round over mutual TLS: all participants finished {report['training_s']} s after `up`")
             check_no_secrets(stack)
             check_terminal(terminal, dataset)
+            check_matcher_engine(stack, args.matcher_engine)
         report["passed"] = True
     except (StackError, subprocess.SubprocessError, OSError) as exc:
         report["passed"] = False

@@ -216,7 +216,8 @@ class MatcherService:
             if current is not None:
                 current.engine.close()
             self._gallery = _Gallery(fingerprint, params, dim, SlotTable(params.slots), engine)
-        logger.info("registered public bundle %s (dim %d, %d bytes)", info.fingerprint[:16], dim, len(data))
+        logger.info("registered public bundle %s (dim %d, %d bytes) on the %s engine", info.fingerprint[:16], dim,
+                    len(data), engine.name)
         return info, True
 
     # -- subjects ------------------------------------------------------------------------------
