@@ -75,7 +75,7 @@ def test_a_plain_server_rebuilds_both_faces_above_the_prior_and_the_facepp_serve
         holdings: ServerHoldings) -> None:
     """Learned inversion of the two-image step, with the 380 public faces of the other ORL people
     as the prior. The best prior-only guess from the same faces, the mean face, reaches SSIM
-    0.40 on this pair and the rebuilt faces 0.54 (8 pairs of the suite's victim: +0.10 on
+    0.40 on this pair and the rebuilt faces 0.54 (8 pairs of the suite's victim: +0.085 on
     average, every pair above the mean face). The floors: SSIM 0.48, and 0.08 above the mean
     face; what the facepp parameter server holds stays within 0.02 of the mean face.
     (A step on one image is no easier target: train-mode BatchNorm refuses a batch of one.)"""
