@@ -47,6 +47,13 @@ def prior(orl: Path, spec: TrainingSpec, batch: FaceBatch) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def public(orl: Path, spec: TrainingSpec, batch: FaceBatch, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """Every image of the other people: the prior of the learned inversion and of its baseline."""
+    return public_faces(orl, exclude=batch.people, count=400, cache_dir=tmp_path_factory.mktemp("public"),
+                        preprocessing=preset_for("orl", input_size=spec.input_size, mode="center"))
+
+
+@pytest.fixture(scope="session")
 def weights(spec: TrainingSpec) -> np.ndarray:
     return global_weights(spec, None)
 
