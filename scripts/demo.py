@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -139,6 +140,8 @@ def serve(model: Path, data: Path, root: Path) -> None:
 
 
 def main() -> int:
+    # `kill` stops the demo as Ctrl-C does: the services it started stop with it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("facepp", "training", "webapp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
