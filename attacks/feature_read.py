@@ -33,7 +33,7 @@ from facepp.errors import ConfigError
 from attacks.inversion import state_views
 
 
-def _tail(model: nn.Module) -> tuple[nn.BatchNorm2d, nn.Linear, nn.BatchNorm1d]:
+def gdc_tail(model: nn.Module) -> tuple[nn.BatchNorm2d, nn.Linear, nn.BatchNorm1d]:
     gdc, embed, bn = (getattr(model, name, None) for name in ("gdc", "embed", "bn"))
     if not (isinstance(gdc, nn.Sequential) and isinstance(gdc[-1], nn.BatchNorm2d) and isinstance(embed, nn.Linear)
             and isinstance(bn, nn.BatchNorm1d)):
@@ -54,7 +54,7 @@ def read_features(model: nn.Module, update: np.ndarray) -> torch.Tensor:
     Raises:
         ConfigError: the update does not fit the model, or the model has no GDC tail.
     """
-    norm = _tail(model)[0]
+    norm = gdc_tail(model)[0]
     prefix = f"gdc.{len(getattr(model, 'gdc')) - 1}"
     delta, state = state_views(model, update), model.state_dict()
     momentum = float(norm.momentum or 0.1)
@@ -68,7 +68,7 @@ def read_features(model: nn.Module, update: np.ndarray) -> torch.Tensor:
 
 def templates_from_features(model: nn.Module, features: torch.Tensor) -> np.ndarray:
     """(N, C) GDC outputs -> (N, D) unit templates through the model's eval-mode tail."""
-    norm, embed, bn = (copy.deepcopy(module).eval() for module in _tail(model))
+    norm, embed, bn = (copy.deepcopy(module).eval() for module in gdc_tail(model))
     with torch.no_grad():
         raw = bn(embed(norm(features[:, :, None, None]).flatten(1)))
     return F.normalize(raw, dim=1).numpy()
@@ -77,7 +77,7 @@ def templates_from_features(model: nn.Module, features: torch.Tensor) -> np.ndar
 def batch_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """(N, C) GDC outputs of a batch as the participant's train-mode forward computes them:
     what :func:`read_features` reads."""
-    _tail(model)
+    gdc_tail(model)
     model = copy.deepcopy(model).train()
     found: list[torch.Tensor] = []
     handle = getattr(model, "gdc")[0].register_forward_hook(lambda _m, _i, out: found.append(out.detach().flatten(1)))

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from facepp.errors import ConfigError
 from facepp.model.augment import AugmentConfig, augment_batch
 from facepp.vision.align import to_tensor
-from attacks.feature_read import read_features
+from attacks.feature_read import gdc_tail, read_features
 from attacks.inversion import state_views
 
 #: Ridge penalties tried; the one with the least error on held-out public faces is used.
@@ -54,9 +54,14 @@ def read_statistics(model: nn.Module, update: np.ndarray) -> np.ndarray:
 class StepReadings:
     """What a first step on two images would put in the update: called with the (2, 3, S, S)
     images, returns (the statistics as :func:`read_statistics` reads them, (2, C) GDC features),
-    from a train-mode forward of a copy of ``model``."""
+    from a train-mode forward of a copy of ``model``.
+
+    Raises:
+        ConfigError: the model does not end in the GDC tail.
+    """
 
     def __init__(self, model: nn.Module) -> None:
+        gdc_tail(model)
         self.model = copy.deepcopy(model).train()
         self.names = [name for name, _ in _norms(self.model)]
         self.stats: dict[str, torch.Tensor] = {}
@@ -109,6 +114,7 @@ class LearnedInversion:
                  augment: AugmentConfig | None = None, seed: int = 0, progress: bool = False) -> None:
         if len(public) < 5 or pairs < 10:
             raise ConfigError(f"learned inversion needs at least 5 public faces and 10 pairs, got {len(public)} and {pairs}")
+        step = StepReadings(model)
         self.model, self.shape = model, public.shape[1:]
         flat = public.reshape(len(public), -1).astype(np.float64) / 127.5 - 1.0
         self.mean = flat.mean(axis=0)
@@ -116,7 +122,7 @@ class LearnedInversion:
         coefficients = (flat - self.mean) @ self.basis.T
         rng = np.random.default_rng(seed)
         generator = torch.Generator().manual_seed(seed)
-        images, step = to_tensor(public), StepReadings(model)
+        images = to_tensor(public)
         index = np.stack([rng.choice(len(public), size=2, replace=False) for _ in range(pairs)])
         rows = []
         for i, j in tqdm(index, desc="simulated steps", unit="pair", leave=False, disable=not progress, mininterval=2.0):

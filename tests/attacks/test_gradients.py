@@ -135,6 +135,8 @@ def test_a_model_without_the_gdc_tail_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="GDC BatchNorm"):
         read_features(torch.nn.Linear(3, 2), np.zeros(8, np.float32))
+    with pytest.raises(ConfigError, match="GDC BatchNorm"):
+        LearnedInversion(torch.nn.Linear(3, 2), np.zeros((5, 8, 8, 3), np.uint8))
 
 
 def test_bad_attack_parameters_are_refused() -> None:
