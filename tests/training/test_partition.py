@@ -67,3 +67,21 @@ def test_the_command_writes_the_folders(tmp_path: Path, capsys: pytest.CaptureFi
                         "a,b", "--partition", "skewed"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", HELD_OUT]
     assert "images" in capsys.readouterr().out
+
+
+def test_a_held_out_fold_is_scored_and_never_trained_on(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "data")  # s1-s9 train, s10-s12 test
+    spec = TrainingSpec(total_rounds=1, participants=NAMES, held_out=("s2", "s5"))
+    split = split_for_federation(data, spec)
+    assert {n for part in split.partitions for n in part} == {f"s{i}" for i in range(1, 10)} - {"s2", "s5"}
+    assert split.eval_identities == ("s2", "s5") and split.eval_pairs_file is None
+    assert TrainingSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_held_out_fold_must_come_from_the_training_identities(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "data")
+    for names in (("s11",), ("s1", "nobody")):
+        with pytest.raises(ConfigError, match="not training identities"):
+            split_for_federation(data, TrainingSpec(total_rounds=1, participants=NAMES, held_out=names))
+    with pytest.raises(ConfigError, match="'own' partition"):
+        split_for_federation(data, TrainingSpec(total_rounds=1, participants=NAMES, partition="own", held_out=("s1",)))

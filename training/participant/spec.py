@@ -8,7 +8,9 @@ training uses every identity outside those pairs and evaluation uses the pairs;
 in any other folder the first 75% of identities in natural order train (ORL:
 s1-s30) and all pairs of the rest (s31-s40) evaluate. Training identities are
 then partitioned across participants (``iid``, or ``skewed`` = Dirichlet(0.5)).
-With ``own`` (a real federation) there is nothing to split: every participant
+A spec with ``held_out`` training identities (a validation fold, for choosing a schedule)
+evaluates on all pairs of those instead and trains on the other training identities;
+the test identities stay untouched. With ``own`` (a real federation) there is nothing to split: every participant
 trains on every identity of its own folder.
 """
 
@@ -53,6 +55,7 @@ class TrainingSpec:
     dp: DPConfig | None = None  # optional client-level differential privacy (training.participant.privacy)
     mode: str | None = None  # preprocessing mode (None: the layout's preset); a fine-tune keeps its model's
     init: dict[str, str] | None = None  # the starting checkpoint's name and SHA-256 (None: random weights)
+    held_out: tuple[str, ...] = ()  # training identities evaluated instead of trained on (a validation fold)
 
     def __post_init__(self) -> None:
         if self.partition not in PARTITIONS:
@@ -83,7 +86,8 @@ class TrainingSpec:
             augment: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in train.get("augment", {}).items()}
             train["augment"] = AugmentConfig(**augment)
             dp = DPConfig(**doc.pop("dp")) if doc.get("dp") else None
-            return cls(**{**doc, "participants": tuple(doc["participants"]), "train": TrainConfig(**train), "dp": dp})
+            return cls(**{**doc, "participants": tuple(doc["participants"]), "held_out": tuple(doc.get("held_out", ())),
+                          "train": TrainConfig(**train), "dp": dp})
         except FaceppError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
@@ -106,9 +110,16 @@ class DataSplit:
 
 
 def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
-    """The training partitions and evaluation set of a dataset folder (see module docstring)."""
+    """The training partitions and evaluation set of a dataset folder (see module docstring).
+
+    Raises:
+        ConfigError: ``held_out`` with an ``own`` partition, or naming an identity that is
+            not a training identity of the folder.
+    """
     dataset = load_dataset(root)
     if spec.partition == "own":
+        if spec.held_out:
+            raise ConfigError("held_out identities need a shared dataset to split, not an 'own' partition")
         return DataSplit(dataset, [dataset.identities] * len(spec.participants), None, ())
     pairs_file: Path | None = dataset.root / LFW_TEST_PAIRS
     if pairs_file is not None and pairs_file.is_file():
@@ -119,6 +130,14 @@ def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
         cut = max(1, round(0.75 * len(dataset.identities)))
         train_ids, eval_ids = list(dataset.identities[:cut]), dataset.identities[cut:]
         pairs_file = None
+    if spec.held_out:
+        strangers = sorted(set(spec.held_out) - set(train_ids))
+        if strangers:
+            raise ConfigError(f"held_out names {len(strangers)} identities that are not training identities of "
+                              f"{dataset.root} (e.g. {strangers[0]!r}): a validation fold comes from the training side")
+        fold = set(spec.held_out)
+        train_ids = [n for n in train_ids if n not in fold]
+        eval_ids, pairs_file = tuple(spec.held_out), None
     partitions = partition_identities(train_ids, len(spec.participants), scheme=str(PARTITIONS[spec.partition]),
                                       rng=np.random.default_rng(spec.seed), min_identities=2)  # a margin head needs 2
     return DataSplit(dataset, partitions, pairs_file, eval_ids)

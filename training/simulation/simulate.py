@@ -53,6 +53,7 @@ from training.participant.local import (
 from training.participant.client import LocalTrainer
 from training.participant.privacy import DPConfig, epsilon_after
 from training.participant.spec import (
+    DataSplit,
     TrainingSpec,
     fine_tuning,
     participant_crops,
@@ -87,6 +88,7 @@ class SimulationConfig:
     dp: DPConfig | None = None
     fixed_point_twin: bool = False
     init: Path | None = None  # fine-tune this checkpoint (None: seeded random weights)
+    held_out: tuple[str, ...] = ()  # a validation fold of training identities (see TrainingSpec.held_out)
 
 
 def _dp_noise_seed(spec: TrainingSpec, index: int) -> int:
@@ -154,8 +156,20 @@ def federation_spec(config: SimulationConfig) -> TrainingSpec:
     names = tuple(f"org{i + 1}" for i in range(config.participants))
     spec = TrainingSpec(total_rounds=config.rounds, participants=names, partition=config.partition,
                         local_epochs=config.local_epochs, input_size=config.input_size, seed=config.seed, train=config.train,
-                        dp=config.dp)
+                        dp=config.dp, held_out=config.held_out)
     return spec if config.init is None else fine_tuning(spec, config.init)
+
+
+def ready_spec(config: SimulationConfig, cache_dir: Path | None) -> tuple[TrainingSpec, DataSplit]:
+    """:func:`federation_spec` with its public ``sample_scale``, and the data split.
+
+    Fills the crop cache once, before processes race for it. The largest local dataset
+    becomes the public ``sample_scale``, so every FedAvg weight n_k / sample_scale is in (0, 1].
+    """
+    spec = federation_spec(config)
+    split = split_for_federation(config.data, spec)
+    sizes = [len(participant_crops(split, spec, i, cache_dir=cache_dir)[1]) for i in range(len(spec.participants))]
+    return replace(spec, sample_scale=float(max(sizes))), split
 
 
 def simulate(config: SimulationConfig) -> dict[str, Any]:
@@ -170,13 +184,8 @@ def simulate(config: SimulationConfig) -> dict[str, Any]:
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise ConfigError(f"workdir {workdir} is not an empty folder: give a new or empty one")
     cache_dir = config.cache_dir or workdir / "cache"
-    spec = federation_spec(config)
+    spec, split = ready_spec(config, cache_dir)
     names = spec.participants
-    split = split_for_federation(config.data, spec)
-    # Fill the crop cache once, before processes race for it. The largest local dataset
-    # becomes the public sample_scale, so every FedAvg weight n_k / sample_scale is in (0, 1].
-    sizes = [len(participant_crops(split, spec, i, cache_dir=cache_dir)[1]) for i in range(len(names))]
-    spec = replace(spec, sample_scale=float(max(sizes)))
     initial = initial_weights(spec.train, spec.input_size, config.init)
     fed = create_federation(workdir / "federation", participants=names, initial_weights=initial,
                             total_rounds=config.rounds, quorum=len(names), round_timeout_s=24 * 3600,
