@@ -70,15 +70,15 @@ class Schedule:
         return f"{self.rounds}x{self.local_epochs}@{self.lr:g}"
 
 
-def validation_folds(data: Path, config: SimulationConfig, folds: int) -> list[tuple[str, ...]]:
+def validation_folds(config: SimulationConfig, folds: int) -> list[tuple[str, ...]]:
     """The federation's training identities cut into ``folds`` contiguous folds (natural order).
 
     Raises:
         ConfigError: fewer than 2 folds, or too few identities for every fold to keep 2
             identities and every participant 2 to train on.
     """
-    train_ids = [n for part in split_for_federation(data, federation_spec(config)).partitions for n in part]
-    train_ids = [n for n in load_dataset(data).identities if n in set(train_ids)]  # natural order
+    trained = {n for part in split_for_federation(config.data, federation_spec(config)).partitions for n in part}
+    train_ids = [n for n in load_dataset(config.data).identities if n in trained]  # natural order
     if folds < 2 or len(train_ids) < 2 * folds or len(train_ids) - -(-len(train_ids) // folds) < 2 * config.participants:
         raise ConfigError(f"{len(train_ids)} training identities cannot make {folds} folds for {config.participants} participants")
     return [tuple(part) for part in np.array_split(np.array(train_ids), folds)]
@@ -109,8 +109,14 @@ def score_fold(config: SimulationConfig, fold: tuple[str, ...], schedule: Schedu
 
 
 def search(config: SimulationConfig, schedules: list[Schedule], *, folds: int, cache_dir: Path | None = None) -> dict[str, Any]:
-    """Score the start model and every schedule on every fold; the report with the choice."""
-    fold_ids = validation_folds(config.data, config, folds)
+    """Score the start model and every schedule on every fold; the report with the choice.
+
+    Raises:
+        ConfigError: no schedule, or folds that cannot be made (:func:`validation_folds`).
+    """
+    if not schedules:
+        raise ConfigError("give at least one schedule to compare with the start model")
+    fold_ids = validation_folds(config, folds)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="facepp-schedule-") as tmp:
         cache = cache_dir or Path(tmp) / "cache"

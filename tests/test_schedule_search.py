@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.schedule_search import Schedule, main, validation_folds
+from benchmarks.schedule_search import Schedule, main, search, validation_folds
 from facepp.errors import ConfigError
 from facepp.models import SHIPPED_PATH
 from training.simulation.simulate import SimulationConfig
@@ -36,5 +36,7 @@ def test_bad_schedules_and_fold_counts_are_refused(data_root: Path) -> None:
     config = SimulationConfig(data=data_root / "orl", participants=3, init=SHIPPED_PATH)
     for folds in (1, 16):
         with pytest.raises(ConfigError, match="folds"):
-            validation_folds(config.data, config, folds)
-    assert [len(f) for f in validation_folds(config.data, config, 4)] == [8, 8, 7, 7]
+            validation_folds(config, folds)
+    assert [len(f) for f in validation_folds(config, 4)] == [8, 8, 7, 7]
+    with pytest.raises(ConfigError, match="at least one schedule"):
+        search(config, [], folds=2)
