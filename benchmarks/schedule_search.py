@@ -14,7 +14,7 @@ and scored on all pairs of the fold's identities with the terminal's pipeline. `
 the starting model. The schedule with the best mean accuracy over the folds is the choice.
 
 A schedule is ``ROUNDSxEPOCHS@LR``. ``--quick`` scores two folds and one short schedule
-(about 2 minutes), to check the machinery rather than to choose.
+(under a minute), to check the machinery rather than to choose.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from facepp.data.datasets import load_dataset
 from facepp.errors import ConfigError
 from facepp.evaluation.verify import evaluate_folder
 from facepp.model import TrainConfig
-from facepp.models import SHIPPED_PATH
+from facepp.models import model_or_shipped
 from training.participant.local import build_model, initial_weights, load_flat_weights, save_global_model
 from training.participant.spec import preprocessing_for, split_for_federation
 from training.simulation.simulate import SimulationConfig, federation_spec, ready_spec, run_plaintext_twin
@@ -138,13 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--participants", type=int, default=3, help="organisations (default 3, as make demo)")
     parser.add_argument("--schedules", default="2x4@1e-3,2x4@3e-4,3x4@3e-4",
                         help="comma-separated ROUNDSxEPOCHS@LR (default 2x4@1e-3,2x4@3e-4,3x4@3e-4)")
-    parser.add_argument("--init", type=Path, default=SHIPPED_PATH, help="start model (default the shipped model)")
+    parser.add_argument("--init", type=Path, help="start model (default the shipped model, its SHA-256 checked)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, help="crop cache (default a temporary folder)")
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
     folds, schedules = (2, "1x1@1e-3") if args.quick else (args.folds, args.schedules)
-    config = SimulationConfig(data=args.data or data_root() / "orl", participants=args.participants, init=args.init, seed=args.seed,
+    config = SimulationConfig(data=args.data or data_root() / "orl", participants=args.participants,
+                              init=model_or_shipped(args.init), seed=args.seed,
                               train=TrainConfig(batch_size=32, num_threads=1))  # the demo's, but for the lr
     report = search(config, [Schedule.parse(s) for s in schedules.split(",")], folds=folds, cache_dir=args.cache_dir)
     print_table(f"validation accuracy on {config.data.name}, {config.participants} organisations, from {report['init']}",
