@@ -83,5 +83,7 @@ def test_a_held_out_fold_must_come_from_the_training_identities(tmp_path: Path) 
     for names in (("s11",), ("s1", "nobody")):
         with pytest.raises(ConfigError, match="not training identities"):
             split_for_federation(data, TrainingSpec(total_rounds=1, participants=NAMES, held_out=names))
+    with pytest.raises(ConfigError, match="twice"):
+        split_for_federation(data, TrainingSpec(total_rounds=1, participants=NAMES, held_out=("s1", "s1")))
     with pytest.raises(ConfigError, match="'own' partition"):
         split_for_federation(data, TrainingSpec(total_rounds=1, participants=NAMES, partition="own", held_out=("s1",)))

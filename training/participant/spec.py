@@ -10,8 +10,8 @@ s1-s30) and all pairs of the rest (s31-s40) evaluate. Training identities are
 then partitioned across participants (``iid``, or ``skewed`` = Dirichlet(0.5)).
 A spec with ``held_out`` training identities (a validation fold, for choosing a schedule)
 evaluates on all pairs of those instead and trains on the other training identities;
-the test identities stay untouched. With ``own`` (a real federation) there is nothing to split: every participant
-trains on every identity of its own folder.
+the test identities stay untouched. With ``own`` (a real federation) there is nothing
+to split: every participant trains on every identity of its own folder.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
     """The training partitions and evaluation set of a dataset folder (see module docstring).
 
     Raises:
-        ConfigError: ``held_out`` with an ``own`` partition, or naming an identity that is
-            not a training identity of the folder.
+        ConfigError: ``held_out`` with an ``own`` partition, naming an identity twice or
+            one that is not a training identity of the folder.
     """
     dataset = load_dataset(root)
     if spec.partition == "own":
@@ -131,11 +131,13 @@ def split_for_federation(root: str | Path, spec: TrainingSpec) -> DataSplit:
         train_ids, eval_ids = list(dataset.identities[:cut]), dataset.identities[cut:]
         pairs_file = None
     if spec.held_out:
-        strangers = sorted(set(spec.held_out) - set(train_ids))
+        fold = set(spec.held_out)
+        strangers = sorted(fold - set(train_ids))
         if strangers:
             raise ConfigError(f"held_out names {len(strangers)} identities that are not training identities of "
                               f"{dataset.root} (e.g. {strangers[0]!r}): a validation fold comes from the training side")
-        fold = set(spec.held_out)
+        if len(fold) != len(spec.held_out):
+            raise ConfigError("held_out names an identity twice")
         train_ids = [n for n in train_ids if n not in fold]
         eval_ids, pairs_file = tuple(spec.held_out), None
     partitions = partition_identities(train_ids, len(spec.participants), scheme=str(PARTITIONS[spec.partition]),
