@@ -57,6 +57,7 @@ class TrainConfig:
     dropout: float = 0.0
     ema: float = 0.0
     distill_weight: float = 0.0
+    freeze_bn: bool = False  # normalise with the start model's BatchNorm statistics and keep them
     max_minutes: float | None = None
     seed: int = 0
     num_threads: int = 2
@@ -124,6 +125,10 @@ def train_one_epoch(
 ) -> tuple[float, float, float, float, bool, float]:
     """One pass over the shuffled data (last incomplete batch dropped).
 
+    With ``config.freeze_bn`` every BatchNorm normalises with its running statistics and
+    keeps them, as at inference: fine-tuning batches of a few identities would otherwise
+    overwrite the start model's statistics (see ``docs/training.md``).
+
     Args:
         progress_fn: Maps the number of steps done in this epoch to the run progress in [0, 1];
             the epoch stops early when it reaches 1 (time budget spent).
@@ -139,6 +144,10 @@ def train_one_epoch(
     distilling = targets is not None and config.distill_weight > 0
     augment = replace(config.augment, flip=0.0) if distilling else config.augment
     model.train()
+    if config.freeze_bn:
+        for module in model.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                module.eval()
     head.train()
     n = len(labels)
     order = torch.randperm(n, generator=generator).numpy()

@@ -113,3 +113,28 @@ def test_a_fine_tune_starts_its_private_head_from_the_class_means(tmp_path: Path
         trainer = FaceTrainer(crops, labels, config=config, input_size=32, total_rounds=1, imprint=imprint)
         trainer.train(weights, 1)  # lr ~ 0: the head stays where it started
         assert torch.allclose(trainer.head.weight, expected.weight, atol=1e-4) is imprint
+
+
+def test_a_fine_tune_keeps_the_start_models_batchnorm_statistics(tmp_path: Path) -> None:
+    """A fine-tune's spec freezes BatchNorm: its running statistics come back unchanged from a
+    round, the trained weights do not; a from-scratch spec updates the statistics."""
+    from training.participant.local import FaceTrainer, federated_tensors
+    from training.participant.spec import fine_tuning
+
+    init = _checkpoint(tmp_path / "init.pt")
+    scratch = TrainingSpec(total_rounds=1, participants=("a", "b"), seed=0,
+                           train=TrainConfig(backbone="mobilefacenet-tiny", embedding_dim=32, batch_size=8, num_threads=1))
+    tuned = fine_tuning(scratch, init)
+    assert tuned.train.freeze_bn and not scratch.train.freeze_bn
+    assert TrainingSpec.from_json(tuned.to_json()).train.freeze_bn  # the participants agree on it
+    labels = np.repeat(np.arange(4), 6)
+    crops = np.random.default_rng(0).integers(0, 256, size=(24, 32, 32, 3)).astype(np.uint8)
+    weights = initial_weights(tuned.train, 32, init)
+    names = [name for name, _ in federated_tensors(build_model(tuned.train, 32))]
+    sizes = [v.numel() for _, v in federated_tensors(build_model(tuned.train, 32))]
+    stats = np.concatenate([np.full(n, name.endswith(("running_mean", "running_var"))) for name, n in zip(names, sizes)])
+    for spec in (tuned, scratch):
+        trainer = FaceTrainer(crops, labels, config=spec.train, input_size=32, total_rounds=1, imprint=True)
+        after = trainer.train(weights, 1).weights
+        assert np.array_equal(after[stats], weights[stats]) is spec.train.freeze_bn
+        assert not np.array_equal(after[~stats], weights[~stats])

@@ -151,7 +151,8 @@ def preprocessing_for(split: DataSplit, spec: TrainingSpec) -> PreprocessConfig:
 
 def fine_tuning(spec: TrainingSpec, init: Path) -> TrainingSpec:
     """The spec adapted to start from a checkpoint: its architecture, embedding size, input
-    size and crop mode, and a record of which file it was (name, SHA-256).
+    size and crop mode, frozen BatchNorm statistics (``TrainConfig.freeze_bn``), and a
+    record of which file it was (name, SHA-256).
 
     Raises:
         CheckpointError: unreadable, corrupt or modified checkpoint.
@@ -161,7 +162,8 @@ def fine_tuning(spec: TrainingSpec, init: Path) -> TrainingSpec:
     from facepp.model.checkpoint import load_checkpoint
 
     meta = load_checkpoint(init)["metadata"]
-    train = replace(spec.train, backbone=str(meta["architecture"]), embedding_dim=int(meta["embedding_dim"]))
+    train = replace(spec.train, backbone=str(meta["architecture"]), embedding_dim=int(meta["embedding_dim"]),
+                    freeze_bn=True)
     return replace(spec, train=train, input_size=int(meta["input_size"]), mode=str(meta["preprocessing"]["mode"]),
                    init={"name": Path(init).name, "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()})
 
