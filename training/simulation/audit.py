@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import ahocorasick
 import numpy as np
 
 from facepp.crypto.paillier.packing import PackingPlan, encode, pack
@@ -41,14 +42,28 @@ def representations(vector: np.ndarray, plan: PackingPlan) -> dict[str, tuple[by
 
 
 def find_leaks(haystack: bytes, vectors: dict[str, np.ndarray], plan: PackingPlan, *, seed: int = 0) -> list[str]:
-    """Names of (vector, representation) pairs found in ``haystack``; empty when nothing leaked."""
+    """Names of (vector, representation) pairs found in ``haystack``; empty when nothing leaked.
+
+    Every probe window is searched for in one pass (Aho-Corasick), so the audit costs one
+    scan of the haystack however many rounds and participants contributed.
+    """
     rng = np.random.default_rng(seed)
-    found = []
+    sources: dict[str, list[str]] = {}  # probe window (latin-1, one char per byte) -> its sources
+    order: list[str] = []
     for name, vector in vectors.items():
         for kind, (raw, width) in representations(np.asarray(vector), plan).items():
-            if any(w in haystack for w in _windows(raw, width, rng) if w.strip(b"\0")):
-                found.append(f"{name}: {kind}")
-    return found
+            order.append(f"{name}: {kind}")
+            for window in _windows(raw, width, rng):
+                if window.strip(b"\0"):
+                    sources.setdefault(window.decode("latin-1"), []).append(order[-1])
+    if not sources:
+        return []
+    automaton = ahocorasick.Automaton()
+    for probe in sources:
+        automaton.add_word(probe, probe)
+    automaton.make_automaton()
+    found = {source for _, probe in automaton.iter(haystack.decode("latin-1")) for source in sources[probe]}
+    return [source for source in order if source in found]
 
 
 def read_tree(paths: Iterable[Path]) -> bytes:
