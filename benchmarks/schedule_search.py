@@ -1,7 +1,7 @@
 """Choose the federation's fine-tuning schedule on validation folds of the training identities.
 
     python -m benchmarks.schedule_search [--quick] [--data DIR] [--folds K] [--participants P]
-                                          [--schedules 2x4@1e-3,3x4@3e-4] [--init CHECKPOINT] [--json PATH]
+                                          [--schedules 2x4@3e-4,3x8@3e-4] [--init CHECKPOINT] [--json PATH]
 
 How many rounds, local epochs and which learning rate should P organisations fine-tune
 the shipped model with (``make demo``: 3 organisations on ORL)? The test identities
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, help="dataset folder (default $FACEPP_DATA/orl)")
     parser.add_argument("--folds", type=int, default=4, help="validation folds of the training identities (default 4)")
     parser.add_argument("--participants", type=int, default=3, help="organisations (default 3, as make demo)")
-    parser.add_argument("--schedules", default="2x4@1e-3,2x4@3e-4,3x4@3e-4",
-                        help="comma-separated ROUNDSxEPOCHS@LR (default 2x4@1e-3,2x4@3e-4,3x4@3e-4)")
+    parser.add_argument("--schedules", default="2x4@3e-4,3x8@3e-4,3x8@5e-4",
+                        help="comma-separated ROUNDSxEPOCHS@LR (default 2x4@3e-4,3x8@3e-4,3x8@5e-4)")
     parser.add_argument("--init", type=Path, help="start model (default the shipped model, its SHA-256 checked)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, help="crop cache (default a temporary folder)")

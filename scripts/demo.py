@@ -11,8 +11,9 @@
    impostor verification and one identification run.
 4. The URL and the operator login are printed; Ctrl-C stops both services.
 
-Environment: FACEPP_DATA (datasets), FACEPP_DEMO_ROUNDS (default 2),
-FACEPP_DEMO_LOCAL_EPOCHS (default 4), FACEPP_DEMO_DIR (default out/demo).
+Environment: FACEPP_DATA (datasets), FACEPP_DEMO_ROUNDS (default 3),
+FACEPP_DEMO_LOCAL_EPOCHS (default 8), FACEPP_DEMO_LR (default 3e-4; the schedule was
+chosen on validation folds of s1-s30, see docs/training.md), FACEPP_DEMO_DIR (default out/demo).
 """
 
 from __future__ import annotations
@@ -62,12 +63,13 @@ def wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: fl
 
 
 def train(data: Path, workdir: Path) -> Path:
-    rounds = int(os.environ.get("FACEPP_DEMO_ROUNDS", "2"))
-    epochs = int(os.environ.get("FACEPP_DEMO_LOCAL_EPOCHS", "4"))
+    rounds = int(os.environ.get("FACEPP_DEMO_ROUNDS", "3"))
+    epochs = int(os.environ.get("FACEPP_DEMO_LOCAL_EPOCHS", "8"))
+    lr = float(os.environ.get("FACEPP_DEMO_LR", "3e-4"))
     log.info("1/3 encrypted collaborative fine-tuning of the shipped model: 3 participants, %d rounds x %d local "
-             "epochs on %s", rounds, epochs, data)
+             "epochs at lr %g on %s", rounds, epochs, lr, data)
     report = simulate(SimulationConfig(data=data, participants=3, rounds=rounds, local_epochs=epochs, init=shipped_model(),
-                                       train=TrainConfig(batch_size=32, lr=1e-3, num_threads=1), workdir=workdir))
+                                       train=TrainConfig(batch_size=32, lr=lr, num_threads=1), workdir=workdir))
     (workdir.parent / "simulate.json").write_text(json.dumps(report, indent=2) + "\n")
     log.info("encrypted FedAvg accuracy %.1f%% vs plaintext FedAvg %.1f%% on s31-s40 (900 pairs); "
              "encrypted round %.0f s vs plaintext %.0f s; %.1f MB uploaded per round; plaintext leak found: %s",

@@ -18,7 +18,7 @@ from facepp.model.checkpoint import load_checkpoint, save_checkpoint
 #: The weights file inside this package.
 SHIPPED_FILE = "facepp-resface-distilled.pt"
 #: SHA-256 of that file; a copy with any other digest is refused.
-SHIPPED_SHA256 = "f843ceeddeb667d386058d572cf6b77099e3926ffd8559528b3f964754b02a44"
+SHIPPED_SHA256 = "dfc1dcc1af0fc4bbfc5b0705d49fc381ac1a12eae327d6be9cf2682f21f47323"
 
 
 def verify_file(path: str | Path, sha256: str) -> Path:
