@@ -16,7 +16,11 @@ its update carries the BatchNorm running statistics along with the weights:
 
 The model's eval-mode tail turns the two feature vectors into the templates it would
 compare with a photo of each person. This holds for a round's first local step on exactly
-two images; more images or steps mix the statistics. Pure torch.
+two images; more images or steps mix the statistics. A fine-tune that keeps the
+statistics (``TrainConfig.freeze_bn``, as every federation fine-tune does) moves none of
+them: the read then returns the running mean plus or minus one running standard deviation
+per channel, signed by the embedding layer's step, a one-bit sketch of each image's
+features. Pure torch.
 """
 
 from __future__ import annotations
