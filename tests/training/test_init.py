@@ -130,9 +130,8 @@ def test_a_fine_tune_keeps_the_start_models_batchnorm_statistics(tmp_path: Path)
     labels = np.repeat(np.arange(4), 6)
     crops = np.random.default_rng(0).integers(0, 256, size=(24, 32, 32, 3)).astype(np.uint8)
     weights = initial_weights(tuned.train, 32, init)
-    names = [name for name, _ in federated_tensors(build_model(tuned.train, 32))]
-    sizes = [v.numel() for _, v in federated_tensors(build_model(tuned.train, 32))]
-    stats = np.concatenate([np.full(n, name.endswith(("running_mean", "running_var"))) for name, n in zip(names, sizes)])
+    stats = np.concatenate([np.full(v.numel(), name.endswith(("running_mean", "running_var")))
+                            for name, v in federated_tensors(build_model(tuned.train, 32))])
     for spec in (tuned, scratch):
         trainer = FaceTrainer(crops, labels, config=spec.train, input_size=32, total_rounds=1, imprint=True)
         after = trainer.train(weights, 1).weights
