@@ -62,10 +62,26 @@ def wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: fl
     raise SystemExit(f"the {what} did not start within {timeout:.0f} s")
 
 
+def env_number(name: str, default: str, kind: type[int] | type[float]) -> int | float:
+    """A positive ``kind`` from the environment variable ``name`` (``default`` when unset).
+
+    Raises:
+        SystemExit: the value is not a positive number of that kind.
+    """
+    text = os.environ.get(name, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise SystemExit(f"{name}={text!r}: expected a positive {kind.__name__}, e.g. {default}")
+    return value
+
+
 def train(data: Path, workdir: Path) -> Path:
-    rounds = int(os.environ.get("FACEPP_DEMO_ROUNDS", "3"))
-    epochs = int(os.environ.get("FACEPP_DEMO_LOCAL_EPOCHS", "8"))
-    lr = float(os.environ.get("FACEPP_DEMO_LR", "3e-4"))
+    rounds = int(env_number("FACEPP_DEMO_ROUNDS", "3", int))
+    epochs = int(env_number("FACEPP_DEMO_LOCAL_EPOCHS", "8", int))
+    lr = float(env_number("FACEPP_DEMO_LR", "3e-4", float))
     log.info("1/3 encrypted collaborative fine-tuning of the shipped model: 3 participants, %d rounds x %d local "
              "epochs at lr %g on %s", rounds, epochs, lr, data)
     report = simulate(SimulationConfig(data=data, participants=3, rounds=rounds, local_epochs=epochs, init=shipped_model(),
