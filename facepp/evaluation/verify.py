@@ -3,6 +3,12 @@
 Scores are cosine similarities of L2-normalised embeddings. The report holds the
 10-fold accuracy (threshold chosen on nine folds, tested on the tenth), ROC AUC, EER
 and TAR at FAR 1e-2 / 1e-3. Calibration writes thresholds into the checkpoint metadata.
+
+A pairs file's impostor pairs are few (500 in LFW's ``pairsDevTest.txt``), so FAR 1e-3
+there means "no impostor accepted". With ``cross_impostors`` the report also scores the
+same genuine pairs against every pair of images of different people among the scored
+images (for ``pairsDevTest.txt``, about 2 million), as the BLUFR protocol does for LFW
+(Liao et al., IJCB 2014), and resolves TAR down to FAR 1e-4.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 
 from facepp.data.datasets import FaceDataset, load_dataset
 from facepp.data.protocol import Pair, build_pairs, read_pairs
+from facepp.errors import ConfigError
 from facepp.evaluation import metrics
 from facepp.model.checkpoint import load_checkpoint, update_metadata
 from facepp.model.embedder import Embedder
@@ -28,6 +35,8 @@ from facepp.vision.align import PHOTO_MODES, PreprocessConfig
 logger = logging.getLogger(__name__)
 
 REPORT_FARS: tuple[float, ...] = (1e-2, 1e-3)
+MAX_CROSS_IMAGES = 20_000  # 200 million pairs
+CROSS_IMPOSTOR_FARS: tuple[float, ...] = (1e-3, 1e-4)
 
 
 @dataclass
@@ -40,16 +49,20 @@ class VerificationReport:
     fold_accuracies: np.ndarray
     fold_thresholds: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    cross_impostors: np.ndarray | None = None  # scores of every cross-identity image pair
 
     @classmethod
-    def from_scores(cls, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, **info: Any) -> VerificationReport:
+    def from_scores(cls, scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, *,
+                    cross_impostors: np.ndarray | None = None, **info: Any) -> VerificationReport:
         """Compute the k-fold accuracies of given scores."""
         accs, thrs = metrics.kfold_accuracy(scores, labels, folds)
-        return cls(np.asarray(scores, np.float64), np.asarray(labels, bool), np.asarray(folds), accs, thrs, dict(info))
+        return cls(np.asarray(scores, np.float64), np.asarray(labels, bool), np.asarray(folds), accs, thrs, dict(info),
+                   cross_impostors)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready metrics: ``accuracy``, ``accuracy_std``, ``auc``, ``eer``, ``tar_at_far_1e-2``,
-        ``tar_at_far_1e-3``, ``threshold`` (best-accuracy threshold on all pairs), ``pairs`` and details."""
+        ``tar_at_far_1e-3``, ``threshold`` (best-accuracy threshold on all pairs), ``pairs`` and details;
+        with cross-identity impostors also ``cross_impostor_pairs`` and ``cross_tar_at_far_1e-3`` / ``1e-4``."""
         eer, eer_threshold = metrics.equal_error_rate(self.scores, self.labels)
         threshold, acc_all = metrics.best_threshold(self.scores, self.labels)
         out: dict[str, Any] = {
@@ -72,24 +85,58 @@ class VerificationReport:
             eer_threshold=eer_threshold,
             accuracy_at_threshold_all_pairs=acc_all,
         )
+        if self.cross_impostors is not None:
+            genuine = self.scores[self.labels]
+            out["cross_impostor_pairs"] = int(self.cross_impostors.size)
+            for far in CROSS_IMPOSTOR_FARS:
+                t = metrics.threshold_at_far(self.cross_impostors, far)
+                key = f"{far:.0e}".replace("e-0", "e-")
+                out[f"cross_tar_at_far_{key}"] = float(np.mean(genuine >= t))
+                out[f"cross_threshold_at_far_{key}"] = t
         out.update(self.info)
         return out
 
 
-def score_pairs(embedder: Embedder, pairs: Sequence[Pair], *, cache_dir: Path | None = None) -> tuple[np.ndarray, int]:
-    """Cosine similarity of every pair (each distinct image embedded once, at every test-time scale).
+def cross_identity_scores(vectors: np.ndarray, identities: Sequence[str]) -> np.ndarray:
+    """Cosine similarity of every pair of images of different identities.
 
-    Returns:
-        ((N,) float64 scores, number of images the preprocessor could not handle: those get
-        a black crop and are reported, never silently dropped).
+    Args:
+        vectors: (N, D) unit-norm embeddings.
+        identities: The identity of each row.
+
+    Raises:
+        ConfigError: lengths differ, or more than ``MAX_CROSS_IMAGES`` images.
     """
-    paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-    crops, ok = embedder.crops_of(paths, cache_dir=cache_dir)
-    vectors = embedder.embed_crops(crops)
+    names = np.asarray(identities)
+    if len(names) != len(vectors):
+        raise ConfigError(f"{len(vectors)} embeddings but {len(names)} identities")
+    if len(names) > MAX_CROSS_IMAGES:
+        raise ConfigError(f"cross-identity impostors of {len(names)} images: at most {MAX_CROSS_IMAGES} are supported")
+    i, j = np.triu_indices(len(names), k=1)
+    keep = names[i] != names[j]
+    return np.einsum("nd,nd->n", vectors[i[keep]], vectors[j[keep]]).astype(np.float64)
+
+
+def pair_images(pairs: Sequence[Pair]) -> list[Path]:
+    """The distinct images of ``pairs``, sorted."""
+    return sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
+
+
+def pair_scores(vectors: np.ndarray, paths: Sequence[Path], pairs: Sequence[Pair]) -> np.ndarray:
+    """(N,) float64 cosine similarity of every pair, from the unit embeddings of ``paths``."""
     index = {p: i for i, p in enumerate(paths)}
     a = vectors[[index[p.path_a] for p in pairs]]
     b = vectors[[index[p.path_b] for p in pairs]]
-    return np.sum(a * b, axis=1).astype(np.float64), int((~ok).sum())
+    return np.sum(a * b, axis=1).astype(np.float64)
+
+
+def _report(vectors: np.ndarray, paths: Sequence[Path], pairs: Sequence[Pair], *, cross_impostors: bool,
+            **info: Any) -> VerificationReport:
+    cross = cross_identity_scores(vectors, [p.parent.name for p in paths]) if cross_impostors else None
+    return VerificationReport.from_scores(
+        pair_scores(vectors, paths, pairs), np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]),
+        cross_impostors=cross, **info,
+    )
 
 
 def evaluation_pairs(
@@ -116,6 +163,7 @@ def evaluate_teacher(
     max_genuine: int | None = None,
     seed: int = 0,
     cache_dir: Path | None = None,
+    cross_impostors: bool = False,
 ) -> VerificationReport:
     """Evaluate the dlib teacher (:mod:`facepp.model.teacher`) on the same pairs as
     :func:`evaluate_folder`, with its own detection and alignment and one view per image,
@@ -126,15 +174,11 @@ def evaluate_teacher(
 
     dataset = load_dataset(data)
     pairs, source = evaluation_pairs(dataset, pairs_file=pairs_file, identities=identities, max_genuine=max_genuine, seed=seed)
-    paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
+    paths = pair_images(pairs)
     teacher = DlibTeacher(pick="central", fallback_center=True)
     vectors, ok = TeacherCache(teacher, cache_dir).embeddings(paths, progress=False)
-    index = {p: i for i, p in enumerate(paths)}
-    plain = vectors[:, 0]
-    scores = np.array([float(plain[index[p.path_a]] @ plain[index[p.path_b]]) for p in pairs])
-    return VerificationReport.from_scores(
-        scores, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]), dataset=Path(data).name,
-        pairs_source=source, preprocessing_mode="dlib (HOG, 5 landmarks, 150 px chip)", flip_tta=False,
+    return _report(
+        vectors[:, 0], paths, pairs, cross_impostors=cross_impostors, dataset=Path(data).name, pairs_source=source, preprocessing_mode="dlib (HOG, 5 landmarks, 150 px chip)", flip_tta=False,
         tta_scales=[1.0], preprocess_failures=int((~ok).sum()), model="dlib_face_recognition_resnet_model_v1",
     )
 
@@ -152,6 +196,7 @@ def evaluate_folder(
     seed: int = 0,
     num_threads: int | None = 2,
     cache_dir: Path | None = None,
+    cross_impostors: bool = False,
 ) -> VerificationReport:
     """Evaluate a checkpoint on a pairs file, or on all pairs built from a folder.
 
@@ -168,6 +213,8 @@ def evaluate_folder(
         seed: Seed for built pairs.
         num_threads: torch CPU threads.
         cache_dir: Crop cache folder.
+        cross_impostors: Also score every cross-identity pair of the scored images (see
+            the module docstring).
 
     Raises:
         DatasetError, CheckpointError: bad inputs.
@@ -177,11 +224,11 @@ def evaluate_folder(
         dataset.layout, mode=mode, tta_scales=tta_scales)
     preset = embedder.preprocessor.config
     pairs, source = evaluation_pairs(dataset, pairs_file=pairs_file, identities=identities, max_genuine=max_genuine, seed=seed)
-    scores, failures = score_pairs(embedder, pairs, cache_dir=cache_dir)
-    labels = np.array([p.same for p in pairs])
-    folds = np.array([p.fold for p in pairs])
-    return VerificationReport.from_scores(
-        scores, labels, folds, dataset=Path(data).name, pairs_source=source, preprocessing_mode=preset.mode,
+    paths = pair_images(pairs)
+    crops, ok = embedder.crops_of(paths, cache_dir=cache_dir)
+    failures = int((~ok).sum())  # a black crop, reported, never silently dropped
+    return _report(
+        embedder.embed_crops(crops), paths, pairs, cross_impostors=cross_impostors, dataset=Path(data).name, pairs_source=source, preprocessing_mode=preset.mode,
         flip_tta=flip_tta, tta_scales=list(preset.tta_scales), preprocess_failures=failures, model=Path(model_path).name,
     )
 

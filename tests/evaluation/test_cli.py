@@ -156,3 +156,14 @@ def test_calibration_stores_the_alignment_it_measured(untrained_checkpoint: Path
     assert meta["inference_preprocessing"]["mode"] == "landmarks"
     assert meta["calibration"]["preprocessing_mode"] == "landmarks"
     assert Embedder.from_checkpoint(model).preprocessor.config.mode == "landmarks"
+
+
+def test_evaluate_cross_impostors_scores_every_cross_identity_image_pair(untrained_checkpoint: Path, data_root: Path,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    argv = ["-q", "evaluate", "--model", str(untrained_checkpoint), "--data", str(data_root / "orl"),
+            "--identities", "s31", "s32", "s33", "--cross-impostors", "--json", str(out), "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["cross_impostor_pairs"] == 30 * 29 // 2 - 3 * (10 * 9 // 2)  # 30 images of 3 people
+    assert 0.0 <= metrics["cross_tar_at_far_1e-4"] <= metrics["cross_tar_at_far_1e-3"] <= 1.0

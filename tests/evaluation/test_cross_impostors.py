@@ -1,0 +1,43 @@
+"""Cross-identity impostors: every pair of images of different people, and the TARs they resolve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facepp.errors import ConfigError
+from facepp.evaluation.verify import VerificationReport, cross_identity_scores
+
+
+def test_every_cross_identity_pair_once(rng: np.random.Generator) -> None:
+    vectors = rng.normal(size=(7, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = ["a", "a", "a", "b", "b", "c", "d"]
+    scores = cross_identity_scores(vectors, names)
+    expected = sorted(float(vectors[i] @ vectors[j]) for i in range(7) for j in range(i + 1, 7) if names[i] != names[j])
+    assert len(scores) == 21 - 3 - 1  # all pairs minus a's 3 and b's 1 same-identity pairs
+    assert sorted(scores) == pytest.approx(expected)
+
+
+def test_bad_inputs_are_clear_errors(rng: np.random.Generator) -> None:
+    with pytest.raises(ConfigError, match="3 embeddings but 2 identities"):
+        cross_identity_scores(rng.normal(size=(3, 4)), ["a", "b"])
+
+
+def test_summary_resolves_tar_at_low_far(rng: np.random.Generator) -> None:
+    genuine = np.linspace(0.3, 0.9, 100)
+    labels = np.repeat([True, False], 100)
+    scores = np.concatenate([genuine, rng.uniform(-0.2, 0.2, 100)])
+    cross = np.concatenate([rng.uniform(-0.5, 0.5, 99_990), np.full(10, 0.6)])  # 1e-4 of them at 0.6
+    report = VerificationReport.from_scores(scores, labels, np.tile(np.arange(10), 20), cross_impostors=cross)
+    summary = report.summary()
+    assert summary["cross_impostor_pairs"] == 100_000
+    for far, accepted in ((1e-4, 10), (1e-3, 100)):
+        key = f"{far:.0e}".replace("e-0", "e-")
+        t = summary[f"cross_threshold_at_far_{key}"]
+        assert np.sum(cross >= t) == accepted  # FAR 1e-4 is resolved by 100,000 impostors
+        assert summary[f"cross_tar_at_far_{key}"] == pytest.approx(np.mean(genuine >= t))
+    # the 10 impostors at 0.6 are the ones accepted at 1e-4: the threshold lies above every other
+    assert cross[cross < 0.6].max() < summary["cross_threshold_at_far_1e-4"] <= 0.6
+    assert summary["cross_tar_at_far_1e-4"] <= summary["cross_tar_at_far_1e-3"]
+    assert "cross_impostor_pairs" not in VerificationReport.from_scores(scores, labels, np.tile(np.arange(10), 20)).summary()
