@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facepp.evaluation.metrics import equal_error_rate, roc_auc, roc_curve
+from facepp.evaluation.metrics import candidate_thresholds, equal_error_rate, rates_at, roc_auc, roc_curve
 
 
-def plot_roc(scores: np.ndarray, labels: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+def plot_roc(scores: np.ndarray, labels: np.ndarray, path: str | Path, *, title: str = "",
+             cross_impostors: np.ndarray | None = None) -> Path:
     """Draw the ROC curve (linear and log-FAR panels) with AUC and EER.
 
     Args:
@@ -17,6 +18,8 @@ def plot_roc(scores: np.ndarray, labels: np.ndarray, path: str | Path, *, title:
         labels: (N,) 1 genuine / 0 impostor.
         path: Output PNG.
         title: Plot title prefix.
+        cross_impostors: Scores of every cross-identity image pair: the log panel adds the
+            genuine pairs against them, which resolves low FARs.
 
     Returns:
         The written path.
@@ -35,6 +38,14 @@ def plot_roc(scores: np.ndarray, labels: np.ndarray, path: str | Path, *, title:
         ax.set_xlabel("false accept rate" + (" (log)" if log else ""))
         ax.set_ylabel("true accept rate")
         ax.grid(True, alpha=0.3)
+        if log and cross_impostors is not None:
+            genuine = np.asarray(scores)[np.asarray(labels, bool)]
+            both = np.concatenate([genuine, cross_impostors])
+            is_genuine = np.concatenate([np.ones(genuine.size, bool), np.zeros(cross_impostors.size, bool)])
+            # TAR only changes at genuine scores: those thresholds trace the whole curve
+            cross_fpr, cross_tpr = rates_at(both, is_genuine, candidate_thresholds(genuine)[::-1])
+            ax.plot(np.maximum(cross_fpr, 1e-5), cross_tpr, lw=2,
+                    label=f"against {cross_impostors.size:,} cross-identity pairs")
         if log:
             ax.set_xscale("log")
             ax.set_xlim(1e-4, 1)

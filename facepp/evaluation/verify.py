@@ -240,7 +240,8 @@ def write_report(report: VerificationReport, *, json_path: Path | None = None, r
     if roc_path is not None:
         from facepp.evaluation.plot import plot_roc
 
-        plot_roc(report.scores, report.labels, roc_path, title=str(report.info.get("dataset", "")))
+        plot_roc(report.scores, report.labels, roc_path, title=str(report.info.get("dataset", "")),
+                 cross_impostors=report.cross_impostors)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from facepp.errors import ConfigError
-from facepp.evaluation.verify import VerificationReport, cross_identity_scores
+from facepp.evaluation.verify import VerificationReport, cross_identity_scores, write_report
 
 
 def test_every_cross_identity_pair_once(rng: np.random.Generator) -> None:
@@ -24,7 +26,7 @@ def test_bad_inputs_are_clear_errors(rng: np.random.Generator) -> None:
         cross_identity_scores(rng.normal(size=(3, 4)), ["a", "b"])
 
 
-def test_summary_resolves_tar_at_low_far(rng: np.random.Generator) -> None:
+def test_summary_resolves_tar_at_low_far(rng: np.random.Generator, tmp_path: Path) -> None:
     genuine = np.linspace(0.3, 0.9, 100)
     labels = np.repeat([True, False], 100)
     scores = np.concatenate([genuine, rng.uniform(-0.2, 0.2, 100)])
@@ -41,3 +43,5 @@ def test_summary_resolves_tar_at_low_far(rng: np.random.Generator) -> None:
     assert cross[cross < 0.6].max() < summary["cross_threshold_at_far_1e-4"] <= 0.6
     assert summary["cross_tar_at_far_1e-4"] <= summary["cross_tar_at_far_1e-3"]
     assert "cross_impostor_pairs" not in VerificationReport.from_scores(scores, labels, np.tile(np.arange(10), 20)).summary()
+    write_report(report, roc_path=tmp_path / "roc.png")  # the log panel adds the cross-identity curve
+    assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
