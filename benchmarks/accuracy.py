@@ -17,7 +17,7 @@ own detection and alignment, as the ``face_recognition`` library runs it, scored
 same pairs in the same run.
 
 The LFW rows also score DevTest's 500 genuine pairs against every pair of DevTest images
-of different people (``cross_*`` keys, about 2 million impostor pairs): with its 500
+of different people (``cross_*`` keys, 1.2 million impostor pairs): with its 500
 impostor pairs alone, FAR 1e-3 means "no impostor accepted".
 
 Run: ``python -m benchmarks.accuracy [--quick] [--json out/accuracy.json]``. Prints a
