@@ -136,7 +136,8 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write the metrics here")
     p.add_argument("--roc", type=Path, help="write the ROC plot (PNG) here")
     p.add_argument("--calibrate-far", type=float,
-                   help="store the threshold at this false-accept rate (and the others) into the checkpoint")
+                   help="store the threshold at this false-accept rate (and the others) into the checkpoint; "
+                        "with --cross-impostors, measured on the cross-identity pairs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", type=Path, default=None)
 

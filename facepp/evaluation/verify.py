@@ -259,8 +259,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
-    """Thresholds to store in a checkpoint: at ``far``, at the reported FARs and at best accuracy."""
-    impostor = report.scores[~report.labels]
+    """Thresholds to store in a checkpoint: at ``far``, at the reported FARs and at best accuracy.
+
+    The FAR thresholds come from the cross-identity impostors when the report has them
+    (many more pairs, so low FARs are resolved), else from the impostor pairs."""
+    cross = report.cross_impostors is not None
+    impostor = report.cross_impostors if report.cross_impostors is not None else report.scores[~report.labels]
     thresholds = {f"far_{f:g}": metrics.threshold_at_far(impostor, f) for f in sorted({far, *REPORT_FARS})}
     thresholds["best_accuracy"], _ = metrics.best_threshold(report.scores, report.labels)
     return {
@@ -269,6 +273,7 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
         "calibration": {
             "far": far,
             "impostor_pairs": int(impostor.size),
+            "impostors": "every cross-identity pair of the scored images" if cross else "the impostor pairs",
             "dataset": report.info.get("dataset"),
             "pairs_source": report.info.get("pairs_source"),
             "flip_tta": report.info.get("flip_tta"),

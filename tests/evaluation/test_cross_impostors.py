@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facepp.errors import ConfigError
-from facepp.evaluation.verify import VerificationReport, cross_identity_scores, write_report
+from facepp.evaluation.verify import VerificationReport, calibration, cross_identity_scores, write_report
 
 
 def test_every_cross_identity_pair_once(rng: np.random.Generator) -> None:
@@ -45,3 +45,16 @@ def test_summary_resolves_tar_at_low_far(rng: np.random.Generator, tmp_path: Pat
     assert "cross_impostor_pairs" not in VerificationReport.from_scores(scores, labels, np.tile(np.arange(10), 20)).summary()
     write_report(report, roc_path=tmp_path / "roc.png")  # the log panel adds the cross-identity curve
     assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_uses_the_cross_identity_impostors(rng: np.random.Generator) -> None:
+    labels = np.repeat([True, False], 100)
+    scores = np.concatenate([rng.uniform(0.5, 1.0, 100), rng.uniform(-0.2, 0.2, 100)])
+    cross = rng.uniform(-0.5, 0.5, 50_000)
+    folds = np.tile(np.arange(10), 20)
+    with_cross = calibration(VerificationReport.from_scores(scores, labels, folds, cross_impostors=cross), far=1e-3)
+    assert with_cross["calibration"]["impostor_pairs"] == 50_000
+    assert np.sum(cross >= with_cross["threshold"]) == 50  # FAR 1e-3 of 50,000 cross-identity pairs
+    pairs_only = calibration(VerificationReport.from_scores(scores, labels, folds), far=1e-3)
+    assert pairs_only["calibration"]["impostor_pairs"] == 100
+    assert pairs_only["threshold"] > scores[~labels].max()  # 100 impostors: FAR 1e-3 accepts none
