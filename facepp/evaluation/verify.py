@@ -105,15 +105,17 @@ def cross_identity_scores(vectors: np.ndarray, identities: Sequence[str]) -> np.
         identities: The identity of each row.
 
     Raises:
-        ConfigError: lengths differ, or more than ``MAX_CROSS_IMAGES`` images.
+        ConfigError: lengths differ, more than ``MAX_CROSS_IMAGES`` images, or all of one person.
     """
     names = np.asarray(identities)
     if len(names) != len(vectors):
         raise ConfigError(f"{len(vectors)} embeddings but {len(names)} identities")
     if len(names) > MAX_CROSS_IMAGES:
         raise ConfigError(f"cross-identity impostors of {len(names)} images: at most {MAX_CROSS_IMAGES} are supported")
+    if len(set(names.tolist())) < 2:
+        raise ConfigError("cross-identity impostors need images of at least two people")
     rows = [vectors[r + 1:][names[r + 1:] != names[r]] @ vectors[r] for r in range(len(names) - 1)]
-    return np.concatenate(rows).astype(np.float64) if rows else np.zeros(0)
+    return np.concatenate(rows).astype(np.float64)
 
 
 def pair_images(pairs: Sequence[Pair]) -> list[Path]:

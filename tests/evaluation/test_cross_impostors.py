@@ -24,6 +24,8 @@ def test_every_cross_identity_pair_once(rng: np.random.Generator) -> None:
 def test_bad_inputs_are_clear_errors(rng: np.random.Generator) -> None:
     with pytest.raises(ConfigError, match="3 embeddings but 2 identities"):
         cross_identity_scores(rng.normal(size=(3, 4)), ["a", "b"])
+    with pytest.raises(ConfigError, match="at least two people"):
+        cross_identity_scores(rng.normal(size=(3, 4)), ["a", "a", "a"])
 
 
 def test_summary_resolves_tar_at_low_far(rng: np.random.Generator, tmp_path: Path) -> None:
