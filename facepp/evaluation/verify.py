@@ -39,6 +39,11 @@ MAX_CROSS_IMAGES = 10_000  # up to 50 million pairs
 CROSS_IMPOSTOR_FARS: tuple[float, ...] = (1e-3, 1e-4)
 
 
+def far_key(far: float) -> str:
+    """How a FAR appears in summary keys: 1e-3 -> ``"1e-3"``."""
+    return f"{far:.0e}".replace("e-0", "e-")
+
+
 @dataclass
 class VerificationReport:
     """Scores of every pair and the metrics derived from them."""
@@ -73,8 +78,8 @@ class VerificationReport:
         }
         for far in REPORT_FARS:
             tar, t = metrics.tar_at_far(self.scores, self.labels, far)
-            out[f"tar_at_far_{far:.0e}".replace("e-0", "e-")] = tar
-            out[f"threshold_at_far_{far:.0e}".replace("e-0", "e-")] = t
+            out[f"tar_at_far_{far_key(far)}"] = tar
+            out[f"threshold_at_far_{far_key(far)}"] = t
         out.update(
             threshold=threshold,
             pairs=int(len(self.scores)),
@@ -90,9 +95,8 @@ class VerificationReport:
             out["cross_impostor_pairs"] = int(self.cross_impostors.size)
             for far in CROSS_IMPOSTOR_FARS:
                 t = metrics.threshold_at_far(self.cross_impostors, far)
-                key = f"{far:.0e}".replace("e-0", "e-")
-                out[f"cross_tar_at_far_{key}"] = float(np.mean(genuine >= t))
-                out[f"cross_threshold_at_far_{key}"] = t
+                out[f"cross_tar_at_far_{far_key(far)}"] = float(np.mean(genuine >= t))
+                out[f"cross_threshold_at_far_{far_key(far)}"] = t
         out.update(self.info)
         return out
 
@@ -265,8 +269,8 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
 
     The FAR thresholds come from the cross-identity impostors when the report has them
     (many more pairs, so low FARs are resolved), else from the impostor pairs."""
-    cross = report.cross_impostors is not None
-    impostor = report.cross_impostors if report.cross_impostors is not None else report.scores[~report.labels]
+    cross = report.cross_impostors
+    impostor = cross if cross is not None else report.scores[~report.labels]
     thresholds = {f"far_{f:g}": metrics.threshold_at_far(impostor, f) for f in sorted({far, *REPORT_FARS})}
     thresholds["best_accuracy"], _ = metrics.best_threshold(report.scores, report.labels)
     return {
@@ -275,7 +279,7 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
         "calibration": {
             "far": far,
             "impostor_pairs": int(impostor.size),
-            "impostors": "every cross-identity pair of the scored images" if cross else "the impostor pairs",
+            "impostors": "every cross-identity pair of the scored images" if cross is not None else "the impostor pairs",
             "dataset": report.info.get("dataset"),
             "pairs_source": report.info.get("pairs_source"),
             "flip_tta": report.info.get("flip_tta"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facepp.errors import ConfigError
-from facepp.evaluation.verify import VerificationReport, calibration, cross_identity_scores, write_report
+from facepp.evaluation.verify import VerificationReport, calibration, cross_identity_scores, far_key, write_report
 
 
 def test_every_cross_identity_pair_once(rng: np.random.Generator) -> None:
@@ -37,7 +37,7 @@ def test_summary_resolves_tar_at_low_far(rng: np.random.Generator, tmp_path: Pat
     summary = report.summary()
     assert summary["cross_impostor_pairs"] == 100_000
     for far, accepted in ((1e-4, 10), (1e-3, 100)):
-        key = f"{far:.0e}".replace("e-0", "e-")
+        key = far_key(far)
         t = summary[f"cross_threshold_at_far_{key}"]
         assert np.sum(cross >= t) == accepted  # FAR 1e-4 is resolved by 100,000 impostors
         assert summary[f"cross_tar_at_far_{key}"] == pytest.approx(np.mean(genuine >= t))
