@@ -310,12 +310,14 @@ def state_of(fed: Federation, matcher_db: Path, terminal_db: Path) -> dict[str, 
 
 def abuse_load(folder: Path, fed: Federation, data: Path, *, count: int, seconds: float, seed: int) -> dict[str, Any]:
     """The flood and the concurrent verifications (see module docstring)."""
+    from facepp.model.checkpoint import load_checkpoint
+    from facepp.model.cohort import cohort_of
     from facepp.models import shipped_model
     from webapp.terminal.config import TerminalConfig
 
     stack_dir = folder / "stack"
     stack_dir.mkdir()
-    api_key, _ = bulk_gallery(stack_dir, size=60, dim=128, seed=seed)
+    api_key, _ = bulk_gallery(stack_dir, size=60, dim=128, seed=seed, cohort=cohort_of(load_checkpoint(shipped_model())))
     stack = Stack(stack_dir, checkpoint=shipped_model(), threshold=None, api_key=api_key)
     try:
         for s in ORL_SUBJECTS:

@@ -42,13 +42,16 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import requests
 
 from benchmarks.report import print_table, write_json
 from facepp.data import data_root
+
+if TYPE_CHECKING:
+    from facepp.model.cohort import Cohort
 
 logger = logging.getLogger("benchmarks.web_bench")
 ORL_SUBJECTS = (31, 32, 33, 34)
@@ -90,8 +93,9 @@ def _checkpoint(path: Path | None) -> tuple[Path, str]:
     return model, model.name
 
 
-def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int) -> tuple[str, float]:
-    """Keys, matcher database and terminal names for ``size`` synthetic templates; returns (matcher key, seconds)."""
+def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int, cohort: Cohort | None = None) -> tuple[str, float]:
+    """Keys, matcher database and terminal names (with cohort stats, for a model with a cohort)
+    for ``size`` synthetic templates; returns (matcher key, seconds)."""
     from facepp.crypto.ckks.packing import pack_bitmap
     from webapp.matcher.api import EXTENSION
     from webapp.matcher.app import create_app as create_matcher
@@ -124,7 +128,8 @@ def bulk_gallery(folder: Path, *, size: int, dim: int, seed: int) -> tuple[str, 
             blocks=[BlockRecord(b, pack_bitmap(live), pack_bitmap(np.zeros(slots, dtype=bool)), block)],
             upsert_subjects=[(opaque[start + t], b, t) for t in range(len(chunk))],
         ))
-    Database(config.db_url).add_subjects(list(zip(names, opaque)), enrolled_by="web_bench")
+    stats = None if cohort is None else [(float(m), float(sd)) for m, sd in cohort.stats(x)]
+    Database(config.db_url).add_subjects(list(zip(names, opaque)), enrolled_by="web_bench", stats=stats)
     return api_key, time.perf_counter() - started
 
 
@@ -248,7 +253,7 @@ def run(*, sizes: Sequence[int], checkpoint: Path | None, data: Path, verifies: 
                 folder = Path(tmp) / f"n{size}-{engine}"
                 folder.mkdir()
                 api_key, bulk_s = bulk_gallery(folder, size=size - len(ORL_SUBJECTS), dim=embedder.embedding_dim,
-                                               seed=seed)
+                                               seed=seed, cohort=embedder.cohort)
                 stack = Stack(folder, checkpoint=ckpt, threshold=threshold, api_key=api_key, engine=engine)
                 try:
                     row = measure(stack, data, verifies=verifies, identifies=identifies)

@@ -1,4 +1,4 @@
-"""Face-pipeline subcommands of ``facepp``: ``train``, ``evaluate``, ``embed``, ``reduce``.
+"""Face-pipeline subcommands of ``facepp``: ``train``, ``evaluate``, ``embed``, ``reduce``, ``cohort``.
 
 Thin adapters over :mod:`facepp.model`, :mod:`facepp.evaluation` and :mod:`facepp.vision`.
 """
@@ -19,6 +19,8 @@ from facepp.errors import ConfigError, FaceppError
 
 #: ``facepp.vision.align.MODES``, repeated so that ``--help`` does not import OpenCV and torch.
 MODE_CHOICES = ("landmarks", "detect", "center")
+#: ``facepp.model.cohort.DEFAULT_TOP_K``, repeated for the same reason.
+COHORT_TOP_K = 50
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,8 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cross-impostors", action="store_true",
                    help="also report TAR at FAR 1e-3 and 1e-4 against every pair of images of different people "
                         "among the scored images (BLUFR-style; resolves low FARs that few impostor pairs cannot)")
+    p.add_argument("--no-score-norm", action="store_true",
+                   help="score raw cosines even when the model carries a cohort (default: S-normalised scores)")
     p.add_argument("--json", type=Path, help="write the metrics here")
     p.add_argument("--roc", type=Path, help="write the ROC plot (PNG) here")
     p.add_argument("--calibrate-far", type=float,
@@ -162,6 +166,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         args.model, args.data, pairs_file=args.pairs, identities=identities, max_genuine=args.max_genuine,
         mode=args.mode, flip_tta=not args.no_flip, tta_scales=args.tta_scales, seed=args.seed, num_threads=args.threads,
         cache_dir=args.cache_dir or _default_cache_dir(), cross_impostors=args.cross_impostors,
+        score_norm=not args.no_score_norm,
     )
     write_report(report, json_path=args.json, roc_path=args.roc)
     summary = report.summary()
@@ -271,31 +276,57 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- reduce
-def _reduce_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, help="checkpoint to reduce (default: the shipped model)")
-    p.add_argument("--dim", required=True, type=int,
-                   help="new embedding dimension, below the model's (the terminal and matcher take powers of two, e.g. 64)")
+# ---------------------------------------------------------------- reduce, cohort
+def _derived_model_arguments(p: argparse.ArgumentParser, *, made: str, data_use: str, out: str) -> None:
+    """Arguments of a command that writes a new model derived from one and the training identities of a dataset."""
+    p.add_argument("--model", type=Path, help=f"checkpoint to {made} (default: the shipped model)")
     p.add_argument("--data", required=True, type=Path,
-                   help="dataset folder whose training identities the PCA is fitted on (the model's validation "
-                        "identities are always left out)")
+                   help=f"dataset folder: {data_use} (the model's validation identities are always left out)")
     p.add_argument("--exclude-pairs", type=Path, action="append", default=[],
                    help="leave out every identity in this pairs file (repeatable), e.g. the test pairs")
-    p.add_argument("--out", required=True, type=Path, help="reduced checkpoint to write")
+    p.add_argument("--out", required=True, type=Path, help=f"{out} to write (calibrate its threshold again)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--cache-dir", type=Path, default=None, help="crop cache folder (default $FACEPP_CACHE or out/cache)")
 
 
-def _run_reduce(args: argparse.Namespace) -> int:
-    from facepp.model.reduce import reduce_checkpoint
+def _derived_model_paths(args: argparse.Namespace, *, made: str) -> dict[str, Any]:
+    """Resolve ``--model``, refuse an ``--out`` that would overwrite it; the keyword arguments both commands take."""
     from facepp.models import is_shipped, model_or_shipped
 
     args.model = model_or_shipped(args.model)
     if is_shipped(args.out) or args.out.resolve() == args.model.resolve():
-        raise ConfigError("--out must be a new file, not the model being reduced")
-    reduction = reduce_checkpoint(args.model, args.out, dim=args.dim, data=args.data, exclude_pairs=tuple(args.exclude_pairs),
-                                  cache_dir=args.cache_dir or _default_cache_dir(), num_threads=args.threads)
-    print(json.dumps(reduction, indent=2))  # noqa: T201 - CLI output
+        raise ConfigError(f"--out must be a new file, not the model {made}")
+    return {"data": args.data, "exclude_pairs": tuple(args.exclude_pairs), "num_threads": args.threads,
+            "cache_dir": args.cache_dir or _default_cache_dir()}
+
+
+def _reduce_arguments(p: argparse.ArgumentParser) -> None:
+    _derived_model_arguments(p, made="reduce", data_use="the PCA is fitted on its training identities",
+                             out="reduced checkpoint")
+    p.add_argument("--dim", required=True, type=int,
+                   help="new embedding dimension, below the model's (the terminal and matcher take powers of two, e.g. 64)")
+
+
+def _run_reduce(args: argparse.Namespace) -> int:
+    from facepp.model.reduce import reduce_checkpoint
+
+    common = _derived_model_paths(args, made="being reduced")
+    print(json.dumps(reduce_checkpoint(args.model, args.out, dim=args.dim, **common), indent=2))  # noqa: T201 - CLI output
+    return 0
+
+
+def _cohort_arguments(p: argparse.ArgumentParser) -> None:
+    _derived_model_arguments(p, made="copy with a cohort", data_use="the first image of each training identity joins "
+                             "the cohort", out="checkpoint")
+    p.add_argument("--top-k", type=int, default=COHORT_TOP_K,
+                   help=f"nearest cohort faces that describe a face (default {COHORT_TOP_K})")
+
+
+def _run_cohort(args: argparse.Namespace) -> int:
+    from facepp.model.cohort import attach_cohort
+
+    common = _derived_model_paths(args, made="the cohort is made for")
+    print(json.dumps(attach_cohort(args.model, args.out, top_k=args.top_k, **common), indent=2))  # noqa: T201 - CLI output
     return 0
 
 
@@ -307,6 +338,8 @@ EMBED = Command("embed", "image file(s) -> L2-normalised embedding(s), as .npy o
 
 REDUCE = Command("reduce", "a shorter-embedding copy of a model: PCA of its outputs on training identities, "
                  "folded into its last layer", _reduce_arguments, _run_reduce)
+COHORT = Command("cohort", "a copy of a model with a score-normalisation cohort (adaptive S-norm): one image "
+                 "of each training identity, embedded by the model", _cohort_arguments, _run_cohort)
 
 #: The library's own subcommands (other packages add theirs through the ``facepp.commands`` entry points).
-COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, EMBED, REDUCE)
+COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, EMBED, REDUCE, COHORT)

@@ -1,6 +1,7 @@
 """Verification evaluation of a checkpoint on a dataset folder, and threshold calibration.
 
-Scores are cosine similarities of L2-normalised embeddings. The report holds the
+Scores are cosine similarities of L2-normalised embeddings, S-normalised when the model
+carries a cohort (:mod:`facepp.model.cohort`). The report holds the
 10-fold accuracy (threshold chosen on nine folds, tested on the tenth), ROC AUC, EER
 and TAR at FAR 1e-2 / 1e-3. Calibration writes thresholds into the checkpoint metadata.
 
@@ -29,6 +30,7 @@ from facepp.data.protocol import Pair, build_pairs, read_pairs
 from facepp.errors import ConfigError
 from facepp.evaluation import metrics
 from facepp.model.checkpoint import load_checkpoint, update_metadata
+from facepp.model.cohort import Cohort, s_norm
 from facepp.model.embedder import Embedder
 from facepp.vision.align import PHOTO_MODES, PreprocessConfig
 
@@ -101,12 +103,13 @@ class VerificationReport:
         return out
 
 
-def cross_identity_scores(vectors: np.ndarray, identities: Sequence[str]) -> np.ndarray:
+def cross_identity_scores(vectors: np.ndarray, identities: Sequence[str], *, stats: np.ndarray | None = None) -> np.ndarray:
     """Cosine similarity of every pair of images of different identities.
 
     Args:
         vectors: (N, D) unit-norm embeddings.
         identities: The identity of each row.
+        stats: (N, 2) cohort stats of each row (:meth:`Cohort.stats`): S-normalise the scores.
 
     Raises:
         ConfigError: lengths differ, more than ``MAX_CROSS_IMAGES`` images, or all of one person.
@@ -118,7 +121,11 @@ def cross_identity_scores(vectors: np.ndarray, identities: Sequence[str]) -> np.
         raise ConfigError(f"cross-identity impostors of {len(names)} images: at most {MAX_CROSS_IMAGES} are supported")
     if len(set(names.tolist())) < 2:
         raise ConfigError("cross-identity impostors need images of at least two people")
-    rows = [vectors[r + 1:][names[r + 1:] != names[r]] @ vectors[r] for r in range(len(names) - 1)]
+    rows = []
+    for r in range(len(names) - 1):
+        others = np.flatnonzero(names[r + 1:] != names[r]) + r + 1
+        scores = vectors[others] @ vectors[r]
+        rows.append(scores if stats is None else s_norm(scores, stats[r], stats[others]))
     return np.concatenate(rows).astype(np.float64)
 
 
@@ -127,20 +134,25 @@ def pair_images(pairs: Sequence[Pair]) -> list[Path]:
     return sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
 
 
-def pair_scores(vectors: np.ndarray, paths: Sequence[Path], pairs: Sequence[Pair]) -> np.ndarray:
-    """(N,) float64 cosine similarity of every pair, from the unit embeddings of ``paths``."""
+def pair_scores(vectors: np.ndarray, paths: Sequence[Path], pairs: Sequence[Pair], *,
+                stats: np.ndarray | None = None) -> np.ndarray:
+    """(N,) float64 cosine similarity of every pair, from the unit embeddings of ``paths``
+    (S-normalised with each image's cohort ``stats`` when given)."""
     index = {p: i for i, p in enumerate(paths)}
-    a = vectors[[index[p.path_a] for p in pairs]]
-    b = vectors[[index[p.path_b] for p in pairs]]
-    return np.sum(a * b, axis=1).astype(np.float64)
+    a = np.array([index[p.path_a] for p in pairs], dtype=int)
+    b = np.array([index[p.path_b] for p in pairs], dtype=int)
+    scores = np.sum(vectors[a] * vectors[b], axis=1).astype(np.float64)
+    return scores if stats is None else s_norm(scores, stats[a], stats[b])
 
 
 def _report(vectors: np.ndarray, paths: Sequence[Path], pairs: Sequence[Pair], *, cross_impostors: bool,
-            **info: Any) -> VerificationReport:
-    cross = cross_identity_scores(vectors, [p.parent.name for p in paths]) if cross_impostors else None
+            cohort: Cohort | None = None, **info: Any) -> VerificationReport:
+    stats = cohort.stats(vectors) if cohort is not None else None
+    cross = cross_identity_scores(vectors, [p.parent.name for p in paths], stats=stats) if cross_impostors else None
     return VerificationReport.from_scores(
-        pair_scores(vectors, paths, pairs), np.array([p.same for p in pairs]), np.array([p.fold for p in pairs]),
-        cross_impostors=cross, **info,
+        pair_scores(vectors, paths, pairs, stats=stats), np.array([p.same for p in pairs]),
+        np.array([p.fold for p in pairs]), cross_impostors=cross, **info,
+        scoring="cosine" if cohort is None else f"adaptive S-norm (cohort of {len(cohort.vectors)}, top {cohort.top_k})",
     )
 
 
@@ -203,6 +215,7 @@ def evaluate_folder(
     num_threads: int | None = 2,
     cache_dir: Path | None = None,
     cross_impostors: bool = False,
+    score_norm: bool = True,
 ) -> VerificationReport:
     """Evaluate a checkpoint on a pairs file, or on all pairs built from a folder.
 
@@ -221,6 +234,8 @@ def evaluate_folder(
         cache_dir: Crop cache folder.
         cross_impostors: Also score every cross-identity pair of the scored images (see
             the module docstring).
+        score_norm: S-normalise the scores with the model's cohort, when it has one
+            (False: raw cosines, e.g. to compare).
 
     Raises:
         DatasetError, CheckpointError: bad inputs.
@@ -234,7 +249,8 @@ def evaluate_folder(
     crops, ok = embedder.crops_of(paths, cache_dir=cache_dir)
     failures = int((~ok).sum())  # a black crop, reported, never silently dropped
     return _report(
-        embedder.embed_crops(crops), paths, pairs, cross_impostors=cross_impostors, dataset=Path(data).name,
+        embedder.embed_crops(crops), paths, pairs, cross_impostors=cross_impostors,
+        cohort=embedder.cohort if score_norm else None, dataset=Path(data).name,
         pairs_source=source, preprocessing_mode=preset.mode, flip_tta=flip_tta, tta_scales=list(preset.tta_scales),
         preprocess_failures=failures, model=Path(model_path).name,
     )
@@ -280,6 +296,7 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
             "far": far,
             "impostor_pairs": int(impostor.size),
             "impostors": "every cross-identity pair of the scored images" if cross is not None else "the impostor pairs",
+            "scoring": report.info.get("scoring"),
             "dataset": report.info.get("dataset"),
             "pairs_source": report.info.get("pairs_source"),
             "flip_tta": report.info.get("flip_tta"),
@@ -297,6 +314,14 @@ def store_calibration(model_path: str | Path, report: VerificationReport, *, far
     scales, and the alignment mode when it is one the terminal can run on photos
     (``landmarks`` or ``detect``, not the fixed ``center`` crop), become the checkpoint's.
     """
+    payload = load_checkpoint(model_path)
+    if payload.get("cohort") is not None and report.info.get("scoring") == "cosine":
+        raise ConfigError(f"{Path(model_path).name} carries a cohort, so its thresholds apply to S-normalised scores: "
+                          "calibrate without --no-score-norm")
+    if payload.get("cohort") is not None and report.info.get("tta_scales") != list(
+            (payload["metadata"].get("inference_preprocessing") or payload["metadata"]["preprocessing"]).get("tta_scales", [])):
+        raise ConfigError(f"{Path(model_path).name}'s cohort was embedded at its own test-time scales: calibrate "
+                          "without --tta-scales, or attach a new cohort after changing them")
     values = calibration(report, far=far)
     changes: dict[str, Any] = {}
     if report.info.get("tta_scales"):
@@ -304,7 +329,7 @@ def store_calibration(model_path: str | Path, report: VerificationReport, *, far
     if report.info.get("preprocessing_mode") in PHOTO_MODES:
         changes["mode"] = report.info["preprocessing_mode"]
     if changes:
-        meta = load_checkpoint(model_path)["metadata"]
+        meta = payload["metadata"]
         inference = meta.get("inference_preprocessing") or meta["preprocessing"]
         values["inference_preprocessing"] = PreprocessConfig.from_dict({**inference, **changes}).to_dict()
     update_metadata(model_path, values)

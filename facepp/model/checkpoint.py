@@ -7,7 +7,9 @@ A checkpoint is a ``torch.save`` of a plain dict of tensors, numbers and strings
   calibrated thresholds, training summary);
 * ``model``: the backbone ``state_dict``; optional ``head``, ``optimizer`` and ``train_state``
   (epoch, elapsed time, RNG states) for resuming;
-* ``digest``: SHA-256 over the metadata and the model tensors, checked on load
+* ``cohort``: optional (C, dim) embeddings of a score-normalisation cohort
+  (:mod:`facepp.model.cohort`), made by these weights;
+* ``digest``: SHA-256 over the metadata, the model tensors and the cohort, checked on load
   (detects corruption and casual tampering; it is not a signature).
 
 Writes go to a temporary file in the same folder, are fsynced, then ``os.replace``-d,
@@ -33,10 +35,16 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "facepp-checkpoint"
 VERSION = 1
+#: Metadata that holds for the scores of one model only (recalibrate a changed model).
+CALIBRATION_KEYS = ("threshold", "thresholds", "calibration")
+COHORT_KEY = "@cohort"  # the cohort's name in the digest: no module parameter starts with "@"
 
 
-def model_digest(metadata_json: str, state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 hex digest of the metadata string and every model tensor (name, dtype, shape, bytes)."""
+def model_digest(metadata_json: str, state: dict[str, torch.Tensor], cohort: torch.Tensor | None = None) -> str:
+    """SHA-256 hex digest of the metadata string, every model tensor (name, dtype, shape, bytes)
+    and the cohort when there is one."""
+    if cohort is not None:
+        state = {**state, COHORT_KEY: cohort}
     h = hashlib.sha256(metadata_json.encode())
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
@@ -51,6 +59,7 @@ def save_checkpoint(
     model_state: dict[str, torch.Tensor],
     metadata: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    cohort: torch.Tensor | None = None,
 ) -> Path:
     """Write a checkpoint atomically (tmp file + fsync + ``os.replace``).
 
@@ -60,6 +69,7 @@ def save_checkpoint(
         metadata: JSON-serialisable description (see the module docstring).
         extra: Optional resume state (``head``, ``optimizer``, ``train_state``): only tensors,
             numbers, strings, lists and dicts.
+        cohort: Optional score-normalisation cohort embeddings, made by these weights.
 
     Returns:
         The destination path.
@@ -78,9 +88,11 @@ def save_checkpoint(
         "version": VERSION,
         "metadata": metadata_json,
         "model": state,
-        "digest": model_digest(metadata_json, state),
     }
     payload.update(extra or {})
+    if cohort is not None:
+        payload["cohort"] = cohort.detach().cpu().contiguous()
+    payload["digest"] = model_digest(metadata_json, state, payload.get("cohort"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -125,7 +137,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path.name}: missing metadata or model weights")
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path.name}: model state holds non-tensor values")
-    if payload.get("digest") != model_digest(metadata_json, state):
+    cohort = payload.get("cohort")
+    if cohort is not None and not isinstance(cohort, torch.Tensor):
+        raise CheckpointError(f"{path.name}: the cohort is not a tensor")
+    if payload.get("digest") != model_digest(metadata_json, state, cohort):
         raise CheckpointError(f"{path.name}: digest mismatch: the checkpoint is corrupt or was modified")
     try:
         payload["metadata"] = json.loads(metadata_json)
@@ -145,6 +160,6 @@ def update_metadata(path: str | Path, updates: dict[str, Any]) -> dict[str, Any]
     """
     payload = load_checkpoint(path)
     metadata = {**payload["metadata"], **updates}
-    extra = {k: v for k, v in payload.items() if k not in {"format", "version", "metadata", "model", "digest"}}
-    save_checkpoint(path, model_state=payload["model"], metadata=metadata, extra=extra)
+    extra = {k: v for k, v in payload.items() if k not in {"format", "version", "metadata", "model", "digest", "cohort"}}
+    save_checkpoint(path, model_state=payload["model"], metadata=metadata, extra=extra, cohort=payload.get("cohort"))
     return metadata

@@ -26,6 +26,7 @@ from facepp.data.images import read_image
 from facepp.errors import CheckpointError, ConfigError
 from facepp.model.backbone import EmbeddingBackbone, build_backbone, for_inference
 from facepp.model.checkpoint import load_checkpoint
+from facepp.model.cohort import Cohort, cohort_of
 from facepp.vision.align import AlignedFace, FacePreprocessor, PreprocessConfig, preset_for, to_tensor
 from facepp.vision.cache import preprocess_paths
 
@@ -43,7 +44,8 @@ class Embedder:
         flip_tta: Also embed the mirror image of every view and sum (more accurate, 2x cost).
             The crop scales summed are ``preprocessing.tta_scales``.
         num_threads: torch CPU threads (None: leave unchanged).
-
+        cohort: The score-normalisation cohort made by this model (:mod:`facepp.model.cohort`);
+            with one, the calibrated threshold applies to S-normalised scores.
     """
 
     def __init__(
@@ -54,8 +56,10 @@ class Embedder:
         metadata: dict[str, Any] | None = None,
         flip_tta: bool = True,
         num_threads: int | None = None,
+        cohort: Cohort | None = None,
     ) -> None:
         self.model = for_inference(model)
+        self.cohort = cohort
         self.preprocessor = FacePreprocessor(preprocessing)
         self.metadata = dict(metadata or {})
         self.flip_tta = flip_tta
@@ -95,15 +99,18 @@ class Embedder:
         chosen = preprocessing or stored
         if chosen.input_size != int(meta["input_size"]):
             raise ConfigError(f"preprocessing input_size {chosen.input_size} != model input {meta['input_size']}")
-        return cls(model, chosen, metadata=meta, flip_tta=flip_tta, num_threads=num_threads)
+        return cls(model, chosen, metadata=meta, flip_tta=flip_tta, num_threads=num_threads, cohort=cohort_of(payload))
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """SHA-256 hex of what decides the embeddings: the (inference) weights, the
-        preprocessing with its test-time scales and the mirror flag, not the thresholds.
-        Equal fingerprints embed every image alike."""
+        """SHA-256 hex of what decides the embeddings and their scores: the (inference) weights,
+        the preprocessing with its test-time scales, the mirror flag and the cohort, not the
+        thresholds. Equal fingerprints embed every image alike and score every pair alike."""
         config = {"preprocessing": self.preprocessor.config.to_dict(), "flip_tta": self.flip_tta}
         h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+        if self.cohort is not None:
+            h.update(f"cohort|{self.cohort.top_k}|{self.cohort.vectors.shape}\n".encode())
+            h.update(self.cohort.vectors.tobytes())
         for name, tensor in sorted(self.model.state_dict().items()):
             h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -115,7 +122,8 @@ class Embedder:
 
     @property
     def threshold(self) -> float | None:
-        """Cosine-similarity decision threshold calibrated on evaluation data (None if never calibrated)."""
+        """Decision threshold calibrated on evaluation data (None if never calibrated): on
+        cosine similarities, or on S-normalised scores when the model has a cohort."""
         value = self.metadata.get("threshold")
         return None if value is None else float(value)
 
@@ -181,7 +189,7 @@ class Embedder:
         fallback = preset.fallback_center or preset.mode != "center"
         scales = tuple(tta_scales) if tta_scales is not None else config.tta_scales
         preset = PreprocessConfig.from_dict({**preset.to_dict(), "tta_scales": scales, "fallback_center": fallback})
-        return Embedder(self.model, preset, metadata=self.metadata, flip_tta=self.flip_tta)
+        return Embedder(self.model, preset, metadata=self.metadata, flip_tta=self.flip_tta, cohort=self.cohort)
 
     def crops_of(self, paths: Sequence[Path], *, cache_dir: Path | None = None, progress: bool = False
                  ) -> tuple[np.ndarray, np.ndarray]:

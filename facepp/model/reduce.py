@@ -31,13 +31,10 @@ from torch import nn
 
 from facepp.errors import ConfigError, DatasetError
 from facepp.model.backbone import EmbeddingBackbone, build_backbone, count_parameters
-from facepp.model.checkpoint import load_checkpoint, save_checkpoint
+from facepp.model.checkpoint import CALIBRATION_KEYS, load_checkpoint, save_checkpoint
 from facepp.model.embedder import Embedder
 
 logger = logging.getLogger(__name__)
-
-#: Metadata that held for the source model's scores only (recalibrate the reduced model).
-CALIBRATION_KEYS = ("threshold", "thresholds", "calibration")
 
 
 @dataclass(frozen=True)
@@ -167,7 +164,7 @@ def reduce_checkpoint(source: str | Path, out: str | Path, *, dim: int, data: st
                  "fitted_embeddings": projection.samples, "fitted_views": projection.samples // counts["images"],
                  "dataset": Path(data).name, **counts, "excluded_pairs": [Path(p).name for p in exclude_pairs],
                  "excluded_validation_identities": len(validation)}
-    new_meta = {k: v for k, v in meta.items() if k not in CALIBRATION_KEYS}
+    new_meta = {k: v for k, v in meta.items() if k not in (*CALIBRATION_KEYS, "cohort")}
     new_meta.update(embedding_dim=dim, reduction=reduction)
     # The embedder's copy has its convolutions fused with their BatchNorms: keep the source
     # weights, with the new tail.

@@ -62,7 +62,7 @@ def model_or_shipped(path: str | Path | None) -> Path:
 
 def export_for_shipping(source: str | Path, destination: str | Path) -> str:
     """Write a checkpoint without its resume state (head, optimizer, raw weights): the
-    weights, the metadata and their digest only. Returns the new file's SHA-256."""
+    weights, the metadata, the cohort and their digest only. Returns the new file's SHA-256."""
     payload = load_checkpoint(source)
-    save_checkpoint(destination, model_state=payload["model"], metadata=payload["metadata"])
+    save_checkpoint(destination, model_state=payload["model"], metadata=payload["metadata"], cohort=payload.get("cohort"))
     return hashlib.sha256(Path(destination).read_bytes()).hexdigest()

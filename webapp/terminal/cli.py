@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, parents=[subcommand_parent()])
     common.add_argument("--config", type=Path, help="TOML config file (default $FACEPP_TERMINAL_CONFIG)")
     common.add_argument("--checkpoint", help="model checkpoint (.pt; default: the shipped model)")
-    common.add_argument("--threshold", type=float, help="cosine decision threshold (overrides the checkpoint's)")
+    common.add_argument("--threshold", type=float, help="decision threshold, overriding the checkpoint's: a cosine, or an "
+                        "S-normalised score for a model with a cohort")
     common.add_argument("--instance-dir", help="folder for keys and the database")
     common.add_argument("--matcher-url", help="matcher base URL, e.g. https://matcher.example:8600")
     common.add_argument("--matcher-ca", metavar="PEM",

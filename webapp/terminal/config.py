@@ -27,8 +27,9 @@ class TerminalConfig(LayeredSettings):
     Attributes:
         checkpoint: trained model checkpoint (``facepp train`` / federated training output);
             None: the shipped model (``facepp.models``), SHA-256 checked.
-        threshold: cosine decision threshold; overrides the checkpoint's calibrated
-            ``threshold``. Required when the checkpoint has none.
+        threshold: decision threshold (a cosine in [-1, 1], or an S-normalised score for a
+            model with a cohort); overrides the checkpoint's calibrated ``threshold``.
+            Required when the checkpoint has none.
         instance_dir: folder for the CKKS key file, the HMAC key, the Flask secret
             and the SQLite database (created with mode 0700; key files 0600).
         db: SQLAlchemy URL of the operator/subject table (default: SQLite in ``instance_dir``).
@@ -103,8 +104,6 @@ class TerminalConfig(LayeredSettings):
     trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if self.threads < 1 or self.torch_threads < 1:

@@ -2,10 +2,12 @@
 
 Terminal only. Stores, per subject, the operator-facing name, the opaque id sent
 to the matcher, the enrolment time, how many images were averaged and who
-enrolled it; per operator, the username and a salted password hash (werkzeug
-scrypt); per open login session, the SHA-256 of its random id and when it began
-and was last used; and the fingerprint of the embedder the gallery was enrolled
-with. No image, embedding, template or score is ever stored.
+enrolled it and, when the model carries a cohort, the two cohort statistics of its
+template (adaptive S-norm, :mod:`facepp.model.cohort`); per operator, the username
+and a salted password hash (werkzeug scrypt); per open login session, the SHA-256 of
+its random id and when it began and was last used; and the fingerprint of the
+embedder the gallery was enrolled with. No image, embedding, template or score is
+ever stored.
 """
 
 from __future__ import annotations
@@ -80,6 +82,18 @@ class Subject(Base):
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     images: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     enrolled_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+
+
+class SubjectScoreStats(Base):
+    """How crowded a subject's template's neighbourhood is: the mean and standard deviation
+    of its ``top_k`` highest similarities to the model's cohort. Two numbers, from which
+    the template cannot be rebuilt; they S-normalise its scores (:func:`facepp.model.cohort.s_norm`)."""
+
+    __tablename__ = "subject_score_stats"
+
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True)
+    mean: Mapped[float] = mapped_column(Float, nullable=False)
+    sigma: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class Setting(Base):
@@ -231,8 +245,9 @@ class Database:
         with self.session() as s:
             return {row.opaque_id: row.name for row in s.execute(select(Subject.opaque_id, Subject.name))}
 
-    def add_subject(self, *, name: str, opaque_id: str, images: int, enrolled_by: str) -> Subject:
-        """Record an enrolment.
+    def add_subject(self, *, name: str, opaque_id: str, images: int, enrolled_by: str,
+                    stats: tuple[float, float] | None = None) -> Subject:
+        """Record an enrolment, with its template's cohort ``(mean, sigma)`` when the model has a cohort.
 
         Raises:
             ConflictError: the name (or its opaque id) is already enrolled.
@@ -241,24 +256,43 @@ class Database:
             with self.session() as s:
                 subject = Subject(name=name, opaque_id=opaque_id, images=images, enrolled_by=enrolled_by)
                 s.add(subject)
+                if stats is not None:
+                    s.flush()
+                    s.add(SubjectScoreStats(subject_id=subject.id, mean=float(stats[0]), sigma=float(stats[1])))
         except IntegrityError:
             raise ConflictError(f"subject {name!r} is already enrolled") from None
         return subject
 
-    def add_subjects(self, rows: list[tuple[str, str]], *, enrolled_by: str) -> None:
-        """Record many ``(name, opaque_id)`` enrolments in one transaction (bulk enrolment)."""
+    def add_subjects(self, rows: list[tuple[str, str]], *, enrolled_by: str,
+                     stats: list[tuple[float, float]] | None = None) -> None:
+        """Record many ``(name, opaque_id)`` enrolments (and their cohort stats) in one transaction (bulk enrolment)."""
         try:
             with self.session() as s:
-                s.add_all(Subject(name=n, opaque_id=o, images=1, enrolled_by=enrolled_by) for n, o in rows)
+                subjects = [Subject(name=n, opaque_id=o, images=1, enrolled_by=enrolled_by) for n, o in rows]
+                s.add_all(subjects)
+                if stats is not None:
+                    s.flush()
+                    s.add_all(SubjectScoreStats(subject_id=subject.id, mean=float(m), sigma=float(sd))
+                              for subject, (m, sd) in zip(subjects, stats, strict=True))
         except IntegrityError:
             raise ConflictError("a subject of the batch is already enrolled") from None
 
+    def score_stats(self, opaque_ids: list[str] | None = None) -> dict[str, tuple[float, float]]:
+        """``{opaque_id: (mean, sigma)}`` of the given subjects (None: all) that have cohort stats."""
+        query = select(Subject.opaque_id, SubjectScoreStats.mean, SubjectScoreStats.sigma).join(
+            SubjectScoreStats, SubjectScoreStats.subject_id == Subject.id)
+        if opaque_ids is not None:
+            query = query.where(Subject.opaque_id.in_(opaque_ids))
+        with self.session() as s:
+            return {o: (m, sd) for o, m, sd in s.execute(query)}
+
     def delete_subject(self, name: str) -> bool:
-        """Remove a subject's row; False if there was none."""
+        """Remove a subject's row and its cohort stats; False if there was none."""
         with self.session() as s:
             row = s.scalars(select(Subject).where(Subject.name == name)).first()
             if row is None:
                 return False
+            s.execute(delete(SubjectScoreStats).where(SubjectScoreStats.subject_id == row.id))
             s.delete(row)
         return True
 

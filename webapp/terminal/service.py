@@ -3,6 +3,8 @@
 Terminal only (holds the model and the CKKS secret key). Images are decoded in
 memory, embedded and dropped; the only things that leave the process are the
 public bundle, ciphertexts and opaque subject ids. Scores are decrypted here,
+S-normalised here when the model carries a cohort (the probe's cohort statistics
+are computed at each query, the template's at enrolment: :mod:`facepp.model.cohort`),
 decided here, and returned rounded to ``score_decimals`` (the CKKS IND-CPA-D
 caveat of ``docs/ckks.md`` §7: full-precision decrypted values are never exposed).
 """
@@ -10,6 +12,7 @@ caveat of ``docs/ckks.md`` §7: full-precision decrypted values are never expose
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -28,6 +31,7 @@ from facepp.errors import (
     NotFoundError,
     ProtocolError,
 )
+from facepp.model.cohort import s_norm
 from facepp.model.embedder import Embedder
 from webapp.matcher.client import MatcherClient, StaleLocationsError, live_slots
 from webapp.terminal.config import TerminalConfig
@@ -107,10 +111,16 @@ def resolve_threshold(config: TerminalConfig, embedder: Embedder) -> float:
     """The decision threshold: the configured override, else the checkpoint's calibrated one.
 
     Raises:
-        ConfigError: neither is set.
+        ConfigError: neither is set, or the override is not a score of the model's kind
+            (a cosine in [-1, 1]; any finite value for S-normalised scores).
     """
     if config.threshold is not None:
-        return float(config.threshold)
+        value = float(config.threshold)
+        if embedder.cohort is None and not -1.0 <= value <= 1.0:
+            raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {value}")
+        if not math.isfinite(value):
+            raise ConfigError(f"threshold must be a finite S-normalised score, got {value}")
+        return value
     if embedder.threshold is not None:
         return float(embedder.threshold)
     raise ConfigError(
@@ -131,7 +141,7 @@ class TerminalService:
         keys: the terminal's secrets.
         database: operators and subject names.
         client: the matcher client.
-        threshold: cosine decision threshold.
+        threshold: decision threshold (on cosines, or on S-normalised scores for a model with a cohort).
     """
 
     def __init__(self, *, config: TerminalConfig, embedder: Embedder, keys: TerminalKeys, database: Database,
@@ -153,6 +163,29 @@ class TerminalService:
     def opaque_id(self, name: str) -> str:
         """The matcher-side id of ``name`` (HMAC-SHA256 under the terminal's key, truncated hex)."""
         return opaque_subject_id(self.keys.hmac_key, name, hex_chars=self.config.id_hex_chars)
+
+    @property
+    def scoring(self) -> str:
+        """What scores and the threshold are, for people reading them."""
+        return "cosine similarity" if self.embedder.cohort is None else "S-normalised score"
+
+    def cohort_stats(self, vector: npt.NDArray[np.float64] | npt.NDArray[np.float32]) -> tuple[float, float] | None:
+        """A template's or probe's cohort ``(mean, sigma)``, or None for a model without a cohort."""
+        if self.embedder.cohort is None:
+            return None
+        mean, sigma = self.embedder.cohort.stats(vector)[0]
+        return float(mean), float(sigma)
+
+    def decided(self, scores: dict[str, float], probe: npt.NDArray[np.float32]) -> dict[str, float]:
+        """The scores decisions are made on: the decrypted cosines, or their S-norm with the
+        probe's and each template's cohort stats (subjects without stats are left out, with a warning)."""
+        probe_stats = self.cohort_stats(probe)
+        if probe_stats is None:
+            return scores
+        stats = self.db.score_stats(list(scores) if len(scores) == 1 else None)
+        if missing := len(set(scores) - set(stats)):
+            logger.warning("%d enrolled subjects have no cohort statistics: they are not scored", missing)
+        return {o: float(s_norm(s, probe_stats, stats[o])) for o, s in scores.items() if o in stats}
 
     def rounded(self, score: float) -> float:
         """A score as shown to anyone: rounded to ``score_decimals``."""
@@ -247,6 +280,7 @@ class TerminalService:
             raise ConflictError(f"subject {name!r} is already enrolled: delete it first to re-enrol")
         vectors, notes = self.embed_uploads(uploads)
         template = self.template_of(vectors)
+        stats = self.cohort_stats(template)
         with self._crypto_lock:
             message = self.keys.holder.encrypt_template(template)
         del template, vectors
@@ -257,7 +291,7 @@ class TerminalService:
         except ConflictError:
             raise ConflictError(f"subject {name!r} is already enrolled") from None
         try:
-            row = self.db.add_subject(name=name, opaque_id=opaque, images=len(uploads), enrolled_by=operator)
+            row = self.db.add_subject(name=name, opaque_id=opaque, images=len(uploads), enrolled_by=operator, stats=stats)
         except ConflictError:
             self._forget_on_matcher(opaque)
             raise
@@ -290,8 +324,11 @@ class TerminalService:
         scores = self._decrypt(message)
         if opaque not in scores:
             raise MatcherError("the matcher returned scores that do not hold the claimed subject")
-        raw = scores[opaque]
-        return VerifyResult(name, bool(raw >= self.threshold), self.rounded(raw), self.threshold, notes)
+        decided = self.decided({opaque: scores[opaque]}, vectors[0])
+        if opaque not in decided:
+            raise ConflictError(f"subject {name!r} was enrolled without cohort statistics: delete it and enrol it again")
+        score = decided[opaque]
+        return VerifyResult(name, bool(score >= self.threshold), self.rounded(score), self.threshold, notes)
 
     def identify(self, upload: Upload, *, top_k: int | None = None) -> IdentifyResult:
         """1:N: the ``top_k`` best-scoring enrolled subjects for the face in ``upload``.
@@ -318,7 +355,7 @@ class TerminalService:
             except StaleLocationsError:
                 if attempt == IDENTIFY_ATTEMPTS - 1:
                     raise
-        known = [(names[o], s) for o, s in scores.items() if o in names]
+        known = [(names[o], s) for o, s in self.decided(scores, vectors[0]).items() if o in names]
         if len(known) < len(scores):
             logger.warning("identify: %d matcher subjects are unknown to the terminal", len(scores) - len(known))
         known.sort(key=lambda item: item[1], reverse=True)

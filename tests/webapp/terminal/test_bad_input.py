@@ -276,7 +276,11 @@ def test_terminal_db_holds_names_only(stack: Stack, alice: str) -> None:
         columns = {row[1] for row in db.execute("PRAGMA table_info(subjects)")}
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         settings = dict(db.execute("SELECT key, value FROM settings"))
+        stats_columns = {row[1] for row in db.execute("PRAGMA table_info(subject_score_stats)")}
+        stats_rows = db.execute("SELECT COUNT(*) FROM subject_score_stats").fetchone()[0]
     assert columns == {"id", "name", "opaque_id", "enrolled_at", "images", "enrolled_by"}
-    assert tables == {"subjects", "operators", "operator_sessions", "settings"}
+    assert tables == {"subjects", "subject_score_stats", "operators", "operator_sessions", "settings"}
+    # Two numbers per subject, and only for a model with a cohort (this one has none).
+    assert stats_columns == {"subject_id", "mean", "sigma"} and stats_rows == 0
     # The one setting is the embedder's fingerprint: a hash of the model, nothing about a person.
     assert list(settings) == ["embedder"] and re.fullmatch(r"[0-9a-f]{64}", settings["embedder"])
