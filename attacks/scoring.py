@@ -2,8 +2,10 @@
 
 Attack success is the number a privacy officer cares about: the share of reconstructions
 that facepp's model (the shipped one unless another is given) matches to the original
-person, that is whose cosine similarity with the embedding of another photo of that
-person (their enrolment photo) reaches the model's threshold calibrated at FAR 1e-3.
+person, that is whose score against the embedding of another photo of that person (their
+enrolment photo) reaches the model's threshold calibrated at FAR 1e-3. The score is the
+one the terminal decides on (:meth:`facepp.model.embedder.Embedder.score`): the cosine,
+S-normalised when the model carries a cohort.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Judge:
 
     Args:
         model: Checkpoint (None: the shipped model).
-        threshold: Cosine threshold (None: the checkpoint's, calibrated at FAR 1e-3).
+        threshold: Decision threshold (None: the checkpoint's, calibrated at FAR 1e-3).
 
     Raises:
         CheckpointError: the checkpoint carries no calibrated threshold and none is given.
@@ -60,8 +62,8 @@ class Judge:
         return self.embedder.embed_crops(images)
 
     def scores(self, reconstructions: np.ndarray, references: np.ndarray) -> np.ndarray:
-        """Cosine similarity of each reconstruction with the reference photo of its person."""
-        return np.sum(self.embed(reconstructions) * self.embed(references), axis=1)
+        """The score of each reconstruction against the reference photo of its person."""
+        return self.embedder.score(self.embed(reconstructions), self.embed(references))
 
 
 def summarise(originals: np.ndarray, reconstructions: np.ndarray, references: np.ndarray, judge: Judge,
@@ -77,7 +79,7 @@ def summarise(originals: np.ndarray, reconstructions: np.ndarray, references: np
 def template_summary(templates: np.ndarray, references: np.ndarray, judge: Judge) -> dict[str, Any]:
     """Attack success of templates (not images): the share the judge matches to the reference
     photo of their person at its threshold, and the mean match score."""
-    scores = np.sum(templates * judge.embed(references), axis=1)
+    scores = judge.embedder.score(templates, judge.embed(references))
     return {"attack_success": float(np.mean(scores >= judge.threshold)), "mean_match_score": float(scores.mean())}
 
 

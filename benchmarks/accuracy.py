@@ -18,7 +18,9 @@ same pairs in the same run.
 
 The LFW rows also score DevTest's 500 genuine pairs against every pair of DevTest images
 of different people (``cross_*`` keys, 1.2 million impostor pairs): with its 500
-impostor pairs alone, FAR 1e-3 means "no impostor accepted".
+impostor pairs alone, FAR 1e-3 means "no impostor accepted". A model with a
+score-normalisation cohort is scored as the terminal decides (S-normalised,
+``lfw_devtest``) and on raw cosines (``lfw_cosine``), in the same run.
 
 Run: ``python -m benchmarks.accuracy [--quick] [--json out/accuracy.json]``. Prints a
 table; datasets come from ``$FACEPP_DATA``; checkpoints, JSON and ROC plots go to ``--out``.
@@ -136,13 +138,15 @@ def retrain(recipe: dict[str, Any], lfw: Path, pairs: Path, checkpoint: Path, ar
                     teacher=teacher)
 
 
-def run_lfw(args: argparse.Namespace) -> dict[str, Any] | None:
+def run_lfw(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The LFW student's rows: its decisions' scores (S-normalised when it carries a cohort) and,
+    for a model with a cohort, its raw cosines (``lfw_cosine``) on the same pairs."""
     lfw = args.data / "lfw"
     pairs = lfw / "pairsDevTest.txt"
     train_minutes: float | None = None
     if args.quick and not args.lfw_checkpoint:
         logger.info("--quick: LFW skipped (give --lfw-checkpoint to evaluate one)")
-        return None
+        return []
     ckpt = model_or_shipped(args.lfw_checkpoint)
     if args.lfw_train:
         recipe = load_checkpoint(ckpt)["metadata"]
@@ -150,13 +154,17 @@ def run_lfw(args: argparse.Namespace) -> dict[str, Any] | None:
         t0 = time.monotonic()
         retrain(recipe, lfw, pairs, ckpt, args)
         train_minutes = (time.monotonic() - t0) / 60
-    report = evaluate_folder(ckpt, lfw, pairs_file=pairs, mode=args.lfw_mode, num_threads=args.threads, cache_dir=args.out / "cache",
-                             cross_impostors=True)
-    write_report(report, roc_path=args.out / "lfw_devtest_roc.png")
-    training = load_checkpoint(ckpt)["metadata"].get("training", {})
-    return {"name": "lfw_devtest", "checkpoint": str(ckpt), "train_minutes": train_minutes or training.get("minutes"),
-            "train_cpu_minutes": training.get("cpu_minutes"), "epochs": training.get("epochs_done"), "lfw_mode": args.lfw_mode,
-            **report.summary()}
+    payload = load_checkpoint(ckpt)
+    training = payload["metadata"].get("training", {})
+    common = {"checkpoint": str(ckpt), "train_minutes": train_minutes or training.get("minutes"),
+              "train_cpu_minutes": training.get("cpu_minutes"), "epochs": training.get("epochs_done"), "lfw_mode": args.lfw_mode}
+    rows = []
+    for name, score_norm in [("lfw_devtest", True)] + [("lfw_cosine", False)] * ("cohort" in payload):
+        report = evaluate_folder(ckpt, lfw, pairs_file=pairs, mode=args.lfw_mode, num_threads=args.threads,
+                                 cache_dir=args.out / "cache", cross_impostors=True, score_norm=score_norm)
+        write_report(report, roc_path=args.out / f"{name}_roc.png")
+        rows.append({"name": name, **common, **report.summary()})
+    return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -188,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(teacher_row("orl_teacher", args, args.data / "orl", identities=ORL_TEST))
     if not args.skip_lfw:
         lfw = run_lfw(args)
-        if lfw is not None:
-            rows.append(lfw)
+        if lfw:
+            rows.extend(lfw)
             rows.append(teacher_row("lfw_teacher", args, args.data / "lfw", pairs_file=args.data / "lfw" / "pairsDevTest.txt",
                                     cross_impostors=True))
     print(format_table(rows))  # noqa: T201 - benchmark output

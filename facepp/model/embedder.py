@@ -5,7 +5,7 @@ Example::
 
     embedder = Embedder.from_checkpoint("out/lfw_model.pt")
     vectors = embedder.embed([rgb_image])        # (1, 128) float32, unit norm
-    same = float(vectors[0] @ other) >= embedder.threshold
+    same = embedder.score(vectors[0], other)[0] >= embedder.threshold
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from facepp.data.images import read_image
 from facepp.errors import CheckpointError, ConfigError
 from facepp.model.backbone import EmbeddingBackbone, build_backbone, for_inference
 from facepp.model.checkpoint import load_checkpoint
-from facepp.model.cohort import Cohort, cohort_of
+from facepp.model.cohort import Cohort, cohort_of, s_norm
 from facepp.vision.align import AlignedFace, FacePreprocessor, PreprocessConfig, preset_for, to_tensor
 from facepp.vision.cache import preprocess_paths
 
@@ -126,6 +126,14 @@ class Embedder:
         cosine similarities, or on S-normalised scores when the model has a cohort."""
         value = self.metadata.get("threshold")
         return None if value is None else float(value)
+
+    def score(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(N,) scores the threshold applies to, between unit embeddings ``a`` and ``b`` ((N, dim)
+        or (dim,), rows paired): cosines, S-normalised with each side's cohort stats when the
+        model carries a cohort (:mod:`facepp.model.cohort`)."""
+        a, b = np.atleast_2d(a), np.atleast_2d(b)
+        cosines = np.asarray(np.sum(a * b, axis=1, dtype=np.float64))
+        return cosines if self.cohort is None else s_norm(cosines, self.cohort.stats(a), self.cohort.stats(b))
 
     def align(self, image: np.ndarray) -> AlignedFace:
         """Detect/crop one (H, W, 3) uint8 RGB image (raises NoFaceError / ImageError)."""

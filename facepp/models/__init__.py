@@ -18,7 +18,7 @@ from facepp.model.checkpoint import load_checkpoint, save_checkpoint
 #: The weights file inside this package.
 SHIPPED_FILE = "facepp-resface-distilled.pt"
 #: SHA-256 of that file; a copy with any other digest is refused.
-SHIPPED_SHA256 = "dfc1dcc1af0fc4bbfc5b0705d49fc381ac1a12eae327d6be9cf2682f21f47323"
+SHIPPED_SHA256 = "26e1b99095297d7b1a5ef931be7f9f6ae68077bf0a7da0be830b4a50d1efa935"
 
 
 def verify_file(path: str | Path, sha256: str) -> Path:

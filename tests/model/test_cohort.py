@@ -142,6 +142,10 @@ def test_cohort_command_end_to_end(checkpoint: Path, data_root: Path, tmp_path: 
     assert normed.cohort is not None
     np.testing.assert_allclose(normed.cohort.vectors, source.embed_crops(crops), atol=2e-3)  # stored as fp16
     assert normed.fingerprint != source.fingerprint  # an enrolled gallery is bound to its cohort too
+    pair = normed.embed_crops(crops[:2])
+    stats = normed.cohort.stats(pair)
+    np.testing.assert_allclose(normed.score(pair[0], pair[1]), s_norm(pair[0] @ pair[1], stats[0], stats[1]))
+    np.testing.assert_allclose(source.score(pair[:1], pair[1:]), [pair[0] @ pair[1]], rtol=1e-6)
 
     identities = ["s39", "s40"]
     raw = evaluate_folder(checkpoint, data_root / "orl", identities=identities, num_threads=1, cache_dir=cache)

@@ -24,6 +24,9 @@ def test_shipped_model_loads_and_is_small() -> None:
     meta = load_checkpoint(path)["metadata"]
     assert meta["embedding_dim"] == 128 and meta["threshold"] is not None
     assert meta["inference_preprocessing"]["mode"] == "landmarks"
+    cohort = Embedder.from_checkpoint(path).cohort  # its threshold is on S-normalised scores
+    assert cohort is not None and cohort.vectors.shape == (4307, 128) and meta["cohort"]["top_k"] == cohort.top_k
+    assert meta["calibration"]["scoring"] == "adaptive S-norm (cohort of 4307, top 50)"
     assert "head" not in load_checkpoint(path)  # no resume state is shipped
 
 
@@ -52,9 +55,10 @@ def test_embed_needs_no_model_flag(data_root: Path, tmp_path: Path) -> None:
     record = json.loads(out.read_text())
     vectors = np.array([e["embedding"] for e in record["embeddings"]])
     assert vectors.shape == (3, 128)
-    threshold = Embedder.from_checkpoint(shipped_model()).threshold
-    assert threshold is not None
-    assert vectors[1] @ vectors[2] > threshold > vectors[0] @ vectors[1]  # same person above, others below
+    embedder = Embedder.from_checkpoint(shipped_model())
+    assert embedder.threshold is not None
+    genuine, impostor = embedder.score(vectors[[1, 0]], vectors[[2, 1]])
+    assert genuine > embedder.threshold > impostor  # same person above, others below
 
 
 def test_calibration_never_rewrites_the_shipped_model(data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
