@@ -307,6 +307,18 @@ def calibration(report: VerificationReport, *, far: float) -> dict[str, Any]:
     }
 
 
+def _check_cohort_scores(name: str, meta: dict[str, Any], report: VerificationReport) -> None:
+    """Refuse to calibrate a model with a cohort on scores its terminal would not compute:
+    raw cosines, or embeddings from other test-time views than the cohort's."""
+    if report.info.get("scoring") == "cosine":
+        raise ConfigError(f"{name} carries a cohort, so its thresholds apply to S-normalised scores: "
+                          "calibrate without --no-score-norm")
+    scales = (meta.get("inference_preprocessing") or meta["preprocessing"]).get("tta_scales")
+    if report.info.get("tta_scales") != scales or report.info.get("flip_tta") is not True:
+        raise ConfigError(f"{name}'s cohort was embedded with the model's own views (crop scales {scales}, mirrored): "
+                          "calibrate without --tta-scales and --no-flip, or attach a new cohort to a model with other views")
+
+
 def store_calibration(model_path: str | Path, report: VerificationReport, *, far: float) -> dict[str, Any]:
     """Write :func:`calibration` into the checkpoint metadata (atomic rewrite). Returns it.
 
@@ -315,13 +327,8 @@ def store_calibration(model_path: str | Path, report: VerificationReport, *, far
     (``landmarks`` or ``detect``, not the fixed ``center`` crop), become the checkpoint's.
     """
     payload = load_checkpoint(model_path)
-    if payload.get("cohort") is not None and report.info.get("scoring") == "cosine":
-        raise ConfigError(f"{Path(model_path).name} carries a cohort, so its thresholds apply to S-normalised scores: "
-                          "calibrate without --no-score-norm")
-    if payload.get("cohort") is not None and report.info.get("tta_scales") != list(
-            (payload["metadata"].get("inference_preprocessing") or payload["metadata"]["preprocessing"]).get("tta_scales", [])):
-        raise ConfigError(f"{Path(model_path).name}'s cohort was embedded at its own test-time scales: calibrate "
-                          "without --tta-scales, or attach a new cohort after changing them")
+    if payload.get("cohort") is not None:
+        _check_cohort_scores(Path(model_path).name, payload["metadata"], report)
     values = calibration(report, far=far)
     changes: dict[str, Any] = {}
     if report.info.get("tta_scales"):

@@ -158,6 +158,10 @@ def test_cohort_command_end_to_end(checkpoint: Path, data_root: Path, tmp_path: 
 
     with pytest.raises(ConfigError, match="calibrate without --no-score-norm"):
         store_calibration(out, plain, far=0.01)
+    for views in ({"tta_scales": [0.9, 1.1]}, {"flip_tta": False}):
+        other = evaluate_folder(out, data_root / "orl", identities=identities, num_threads=1, cache_dir=cache, **views)
+        with pytest.raises(ConfigError, match=r"embedded with the model's own views \(crop scales \[1.0\], mirrored\)"):
+            store_calibration(out, other, far=0.01)
     values = store_calibration(out, report, far=0.01)
     assert values["calibration"]["scoring"] == report.info["scoring"]
     assert Embedder.from_checkpoint(out).threshold == pytest.approx(values["threshold"])
