@@ -171,9 +171,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     write_report(report, json_path=args.json, roc_path=args.roc)
     summary = report.summary()
     logger.info(
-        "accuracy %.4f +- %.4f, AUC %.4f, EER %.4f, TAR@1e-2 %.4f, TAR@1e-3 %.4f on %d pairs",
+        "accuracy %.4f +- %.4f, AUC %.4f, EER %.4f, TAR@1e-2 %.4f, TAR@1e-3 %.4f on %d pairs; scores: %s",
         summary["accuracy"], summary["accuracy_std"], summary["auc"], summary["eer"],
-        summary["tar_at_far_1e-2"], summary["tar_at_far_1e-3"], summary["pairs"],
+        summary["tar_at_far_1e-2"], summary["tar_at_far_1e-3"], summary["pairs"], summary["scoring"],
     )
     if args.cross_impostors:
         logger.info("against %d cross-identity impostor pairs: TAR@1e-3 %.4f, TAR@1e-4 %.4f",
