@@ -188,6 +188,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- embed
 #: What ``facepp embed`` does with an image in which no face is found.
 ON_NO_FACE = ("fail", "skip", "center")
+#: How ``facepp embed``'s output compares two faces against its ``threshold``.
+SCORING_HELP = {
+    "cosine": "the cosine s of two embeddings; same person when s >= threshold",
+    "s-norm": "adaptive S-norm: with s the cosine of two embeddings and [mean, sigma] each one's cohort_stats, "
+              "z = ((s - mean_a) / sigma_a + (s - mean_b) / sigma_b) / 2; same person when z >= threshold",
+}
 
 
 def _embed_arguments(p: argparse.ArgumentParser) -> None:
@@ -257,7 +263,11 @@ def _run_embed(args: argparse.Namespace) -> int:
     vectors = (embedder.embed_crops(np.stack(crops)) if crops
                else np.zeros((0, embedder.embedding_dim), dtype=np.float32))
     outcomes = {k: sum(r["outcome"] == k for r in records) for k in ("embedded", "center", "skipped")}
-    summary = {"model": str(args.model), "dim": int(vectors.shape[1]), "on_no_face": args.on_no_face, "outcomes": outcomes}
+    summary = {"model": str(args.model), "dim": int(vectors.shape[1]), "on_no_face": args.on_no_face, "outcomes": outcomes,
+               "threshold": embedder.threshold, "scoring": SCORING_HELP["cosine" if embedder.cohort is None else "s-norm"]}
+    if embedder.cohort is not None:
+        for record, (mean, sigma) in zip((r for r in records if r["row"] is not None), embedder.cohort.stats(vectors)):
+            record["cohort_stats"] = [round(float(mean), 7), round(float(sigma), 7)]
     if args.out and args.out.suffix == ".npy":
         np.save(args.out, vectors)
         sidecar = args.out.with_name(args.out.name + ".json")

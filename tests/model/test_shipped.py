@@ -11,6 +11,7 @@ import pytest
 from facepp.cli import main
 from facepp.errors import CheckpointError
 from facepp.model.checkpoint import load_checkpoint
+from facepp.model.cohort import s_norm
 from facepp.model.embedder import Embedder
 from facepp.models import SHIPPED_SHA256, export_for_shipping, shipped_model, verify_file
 
@@ -56,9 +57,14 @@ def test_embed_needs_no_model_flag(data_root: Path, tmp_path: Path) -> None:
     vectors = np.array([e["embedding"] for e in record["embeddings"]])
     assert vectors.shape == (3, 128)
     embedder = Embedder.from_checkpoint(shipped_model())
-    assert embedder.threshold is not None
+    assert embedder.threshold is not None and record["threshold"] == embedder.threshold
     genuine, impostor = embedder.score(vectors[[1, 0]], vectors[[2, 1]])
     assert genuine > embedder.threshold > impostor  # same person above, others below
+    # The output alone is enough to decide, as its "scoring" says.
+    assert record["scoring"].startswith("adaptive S-norm")
+    stats = np.array([e["cohort_stats"] for e in record["embeddings"]])
+    z = s_norm(vectors[1] @ vectors[2], stats[1], stats[2])
+    assert z == pytest.approx(genuine, abs=1e-4)
 
 
 def test_calibration_never_rewrites_the_shipped_model(data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
