@@ -355,9 +355,10 @@ class TerminalService:
             except StaleLocationsError:
                 if attempt == IDENTIFY_ATTEMPTS - 1:
                     raise
-        known = [(names[o], s) for o, s in self.decided(scores, vectors[0]).items() if o in names]
-        if len(known) < len(scores):
-            logger.warning("identify: %d matcher subjects are unknown to the terminal", len(scores) - len(known))
+        decided = self.decided(scores, vectors[0])
+        known = [(names[o], s) for o, s in decided.items() if o in names]
+        if len(known) < len(decided):
+            logger.warning("identify: %d matcher subjects are unknown to the terminal", len(decided) - len(known))
         known.sort(key=lambda item: item[1], reverse=True)
         candidates = tuple(Candidate(n, self.rounded(s), bool(s >= self.threshold)) for n, s in known[:k])
         return IdentifyResult(candidates, self.threshold, len(known), notes)
